@@ -1,0 +1,103 @@
+import { readFile } from 'node:fs/promises';
+import { PortcullisError } from '@portcullis/core';
+import { LineCounter, parseDocument } from 'yaml';
+import type { z } from 'zod';
+import { type Config, ConfigSchema, resolveUpstream, type UpstreamSpec } from './schema.js';
+
+/** One problem in a configuration file: where it is and why it is wrong. */
+export interface ConfigIssue {
+  readonly path: string;
+  readonly line: number | undefined;
+  readonly column: number | undefined;
+  readonly reason: string;
+}
+
+/** A configuration file that cannot be used. The message names the file, each place and each reason. */
+export class ConfigError extends PortcullisError {
+  readonly file: string;
+  readonly issues: readonly ConfigIssue[];
+
+  constructor(file: string, issues: readonly ConfigIssue[], options?: { cause?: unknown }) {
+    super('config.invalid', formatIssues(file, issues), options);
+    this.name = 'ConfigError';
+    this.file = file;
+    this.issues = issues;
+  }
+}
+
+function formatIssues(file: string, issues: readonly ConfigIssue[]): string {
+  const lines = issues.map((issue) => {
+    const where = issue.line === undefined ? '' : `:${issue.line}:${issue.column ?? 1}`;
+    const path = issue.path === '' ? '' : ` at ${issue.path}`;
+    return `${file}${where}${path}: ${issue.reason}`;
+  });
+  return lines.join('\n');
+}
+
+export async function loadConfigFile(file: string): Promise<Config> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (error) {
+    const reason = (error as NodeJS.ErrnoException).code === 'ENOENT' ? 'file not found' : 'cannot be read';
+    throw new ConfigError(file, [{ path: '', line: undefined, column: undefined, reason }], { cause: error });
+  }
+  return parseConfig(text, file);
+}
+
+/** Parses YAML (JSON is YAML) and validates it against `ConfigSchema`. */
+export function parseConfig(text: string, file: string): Config {
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
+  if (doc.errors.length > 0) {
+    throw new ConfigError(
+      file,
+      doc.errors.map((error) => {
+        const pos = error.linePos?.[0];
+        return { path: '', line: pos?.line, column: pos?.col, reason: error.message.split('\n')[0] ?? error.message };
+      }),
+    );
+  }
+  const raw: unknown = doc.toJS() ?? {};
+  const result = ConfigSchema.safeParse(raw);
+  if (result.success) return result.data;
+  throw new ConfigError(
+    file,
+    result.error.issues.map((issue) => {
+      const path = issue.path.filter((key): key is string | number => typeof key !== 'symbol');
+      const position = locate(doc, lineCounter, path);
+      return { path: formatPath(path), line: position?.line, column: position?.col, reason: describeIssue(issue) };
+    }),
+  );
+}
+
+function describeIssue(issue: z.core.$ZodIssue): string {
+  if (issue.code === 'unrecognized_keys') return `unknown key${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')}`;
+  return issue.message;
+}
+
+function formatPath(path: readonly (string | number)[]): string {
+  return path.map((key, index) => (typeof key === 'number' ? `[${key}]` : index === 0 ? key : `.${key}`)).join('');
+}
+
+/** The deepest node along `path` that exists in the document, as a line and column. */
+function locate(
+  doc: ReturnType<typeof parseDocument>,
+  lineCounter: LineCounter,
+  path: readonly (string | number)[],
+): { line: number; col: number } | undefined {
+  for (let depth = path.length; depth >= 0; depth--) {
+    const prefix = path.slice(0, depth);
+    const node = prefix.length === 0 ? doc.contents : doc.getIn(prefix, true);
+    if (node && typeof node === 'object' && 'range' in node && Array.isArray(node.range)) {
+      // For a missing key this is the map that should hold it.
+      return lineCounter.linePos(node.range[0] as number);
+    }
+  }
+  return undefined;
+}
+
+/** Every configured upstream with defaults resolved, in file order. */
+export function upstreamSpecs(config: Config): UpstreamSpec[] {
+  return Object.entries(config.upstreams).map(([name, upstream]) => resolveUpstream(name, upstream));
+}

@@ -1,0 +1,119 @@
+import { DEFAULT_SEPARATOR, UPSTREAM_NAME_PATTERN } from '@portcullis/core';
+import { z } from 'zod';
+
+const stringMap = z.record(z.string(), z.string());
+
+/** `shared`: one connection serves every agent session. `per-session`: one connection per agent session. */
+export const IsolationSchema = z.enum(['shared', 'per-session']);
+/** Which handshake to use with an upstream: probe (`auto`), or pin an era. */
+export const UpstreamEraSchema = z.enum(['auto', 'legacy', 'modern']);
+
+const upstreamCommon = {
+  isolation: IsolationSchema.optional(),
+  /** Name prefix for tools/prompts and URI prefix for resources; `false` exposes names unchanged. Default: the upstream's name. */
+  prefix: z.union([z.string().regex(UPSTREAM_NAME_PATTERN), z.literal(false)]).optional(),
+  era: UpstreamEraSchema.default('auto'),
+  disabled: z.boolean().default(false),
+  /** Per-request timeout towards this upstream (reset by progress notifications). */
+  requestTimeoutMs: z.number().int().positive().default(60_000),
+  /** Interval between liveness checks of a connected upstream; 0 disables them. */
+  healthCheckIntervalMs: z.number().int().nonnegative().default(30_000),
+};
+
+export const StdioUpstreamSchema = z
+  .object({
+    transport: z.literal('stdio'),
+    command: z.string().min(1),
+    args: z.array(z.string()).default([]),
+    env: stringMap.default({}),
+    cwd: z.string().optional(),
+    ...upstreamCommon,
+  })
+  .strict();
+
+export const HttpUpstreamSchema = z
+  .object({
+    transport: z.enum(['streamable-http', 'sse']),
+    url: z.url(),
+    headers: stringMap.default({}),
+    ...upstreamCommon,
+  })
+  .strict();
+
+export const UpstreamSchema = z.discriminatedUnion('transport', [StdioUpstreamSchema, HttpUpstreamSchema]);
+
+export const ServerSchema = z
+  .object({
+    host: z.string().default('127.0.0.1'),
+    port: z.number().int().min(0).max(65535).default(8080),
+    /** Host header values accepted besides the loopback names (DNS-rebinding protection). */
+    allowedHosts: z.array(z.string()).default([]),
+    /** Origin header values accepted besides loopback origins; a request without Origin is accepted. */
+    allowedOrigins: z.array(z.string()).default([]),
+    /** Largest JSON-RPC message accepted from an agent, in bytes. */
+    maxMessageBytes: z
+      .number()
+      .int()
+      .positive()
+      .default(4 * 1024 * 1024),
+  })
+  .strict();
+
+export const GatewaySchema = z
+  .object({
+    name: z.string().default('portcullis'),
+    separator: z
+      .string()
+      .regex(/^[A-Za-z0-9_.-]{1,4}$/)
+      .default(DEFAULT_SEPARATOR),
+    /** `list_changed` notifications from upstreams are merged into one per window. */
+    listChangedDebounceMs: z.number().int().nonnegative().default(100),
+    pageSize: z.number().int().positive().default(100),
+  })
+  .strict();
+
+export const LoggingSchema = z
+  .object({
+    level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    /** Log file; stdio mode logs to stderr when absent, HTTP mode to stdout. */
+    file: z.string().optional(),
+  })
+  .strict();
+
+export const StdioIdentitySchema = z
+  .object({
+    subject: z.string().min(1).default('local'),
+    groups: z.array(z.string()).default([]),
+  })
+  .strict();
+
+export const ConfigSchema = z
+  .object({
+    server: ServerSchema.prefault({}),
+    gateway: GatewaySchema.prefault({}),
+    logging: LoggingSchema.prefault({}),
+    identity: StdioIdentitySchema.prefault({}),
+    upstreams: z.record(z.string().regex(UPSTREAM_NAME_PATTERN, 'upstream names are lowercase letters, digits and "-"'), UpstreamSchema),
+  })
+  .strict();
+
+export type Config = z.infer<typeof ConfigSchema>;
+export type UpstreamConfig = z.infer<typeof UpstreamSchema>;
+export type StdioUpstreamConfig = z.infer<typeof StdioUpstreamSchema>;
+export type HttpUpstreamConfig = z.infer<typeof HttpUpstreamSchema>;
+export type Isolation = z.infer<typeof IsolationSchema>;
+export type UpstreamEra = z.infer<typeof UpstreamEraSchema>;
+
+/** One upstream with its name and resolved defaults: the unit the upstream registry hands out. */
+export type UpstreamSpec = UpstreamConfig & {
+  readonly name: string;
+  readonly isolation: Isolation;
+  /** Resolved: `undefined` means names pass unprefixed. */
+  readonly namePrefix: string | undefined;
+};
+
+export function resolveUpstream(name: string, config: UpstreamConfig): UpstreamSpec {
+  const isolation = config.isolation ?? (config.transport === 'stdio' ? 'per-session' : 'shared');
+  const namePrefix = config.prefix === false ? undefined : (config.prefix ?? name);
+  return { ...config, name, isolation, namePrefix };
+}

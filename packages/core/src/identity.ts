@@ -1,0 +1,16 @@
+/** Who is calling. Rules see this object; the session log records it. */
+export interface Identity {
+  /** Stable subject: an API key's name, an OIDC `sub`, or the configured stdio identity. */
+  readonly subject: string;
+  readonly groups: readonly string[];
+  readonly authMethod: 'anonymous' | 'config' | 'api-key' | 'oidc';
+  readonly claims: Readonly<Record<string, unknown>>;
+}
+
+export function anonymousIdentity(): Identity {
+  return Object.freeze({ subject: 'anonymous', groups: Object.freeze([]), authMethod: 'anonymous', claims: {} });
+}
+
+export function configuredIdentity(subject: string, groups: readonly string[]): Identity {
+  return Object.freeze({ subject, groups: Object.freeze([...groups]), authMethod: 'config', claims: {} });
+}

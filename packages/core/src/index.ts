@@ -1,0 +1,32 @@
+export { describeError, JsonRpcError, PortcullisError, RpcCode, toPortcullisError } from './errors.js';
+export { anonymousIdentity, configuredIdentity, type Identity } from './identity.js';
+export {
+  assertValidUpstreamName,
+  canonicalName,
+  DEFAULT_SEPARATOR,
+  isValidToolName,
+  type NamespaceOptions,
+  namespacedName,
+  namespacedUri,
+  splitNamespacedUri,
+  TOOL_NAME_PATTERN,
+  UPSTREAM_NAME_PATTERN,
+} from './naming.js';
+export {
+  type AgentChannel,
+  composePipeline,
+  type FrontTransport,
+  type Next,
+  type Pipeline,
+  passThroughStage,
+  type ProtocolEra,
+  type RequestContext,
+  type RouteTarget,
+  type RpcParams,
+  type RpcResult,
+  type SessionInfo,
+  STAGE_ORDER,
+  type Stage,
+  type StageHandler,
+  type StageName,
+} from './pipeline.js';
