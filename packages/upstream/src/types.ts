@@ -22,7 +22,11 @@ export interface UpstreamRequestOptions {
  * A request the upstream sends towards the agent (sampling, elicitation, roots). The handler
  * answers with the agent's result or throws a `JsonRpcError`.
  */
-export type ServerRequestHandler = (method: string, params: RpcParams, options: { signal: AbortSignal }) => Promise<RpcResult>;
+export type ServerRequestHandler = (
+  method: string,
+  params: RpcParams,
+  options: { signal: AbortSignal },
+) => Promise<RpcResult>;
 
 export interface ConnectionOptions {
   /** Capabilities declared to the upstream (only what the agent behind this connection declared). */
@@ -52,6 +56,13 @@ export interface UpstreamConnection {
    */
   request(method: string, params: RpcParams | undefined, options?: UpstreamRequestOptions): Promise<RpcResult>;
   notify(method: string, params?: RpcParams): Promise<void>;
+  /**
+   * Asks the upstream for `notifications/resources/updated` about `uri`, in either era (2025:
+   * `resources/subscribe`; 2026: the URI joins the connection's `subscriptions/listen` filter). The
+   * subscription survives reconnects until `unsubscribeResource`.
+   */
+  subscribeResource(uri: string): Promise<void>;
+  unsubscribeResource(uri: string): Promise<void>;
   /** Notifications from the upstream (list_changed, resources/updated, logging messages, ...), in both eras. */
   onNotification(listener: (method: string, params: RpcParams) => void): () => void;
   onStatus(listener: (status: UpstreamStatus) => void): () => void;
