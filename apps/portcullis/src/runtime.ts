@@ -1,0 +1,50 @@
+import { type Config, upstreamSpecs } from '@portcullis/config';
+import { Gateway, providerFromPool } from '@portcullis/gateway';
+import { StaticUpstreamRegistry, UpstreamPool } from '@portcullis/upstream';
+import type { Logger } from 'pino';
+
+export interface GatewayRuntime {
+  readonly gateway: Gateway;
+  readonly pool: UpstreamPool;
+  close(): Promise<void>;
+}
+
+/** How long start-up waits for upstreams before serving anyway (late ones join when they connect). */
+const STARTUP_WAIT_MS = 15_000;
+
+/** Connects the upstreams of `config` and builds the gateway over them. */
+export async function startGatewayRuntime(config: Config, logger: Logger): Promise<GatewayRuntime> {
+  const registry = new StaticUpstreamRegistry(upstreamSpecs(config));
+  const pool = new UpstreamPool(registry, { logger: logger.child({ component: 'upstream' }), clientInfo: { name: config.gateway.name, version: '0.1.0' } });
+  pool.start();
+  const gateway = new Gateway({ config, provider: providerFromPool(pool), logger: logger.child({ component: 'gateway' }) });
+  await waitForUpstreams(gateway, logger);
+  return {
+    gateway,
+    pool,
+    close: async () => {
+      await gateway.close();
+      await pool.close();
+    },
+  };
+}
+
+async function waitForUpstreams(gateway: Gateway, logger: Logger): Promise<void> {
+  const specs = gateway.provider.specs();
+  const attempts = specs.map(async (spec) => {
+    const connection = gateway.provider.primary(spec.name);
+    if (!connection) return;
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`not connected after ${STARTUP_WAIT_MS} ms`)), STARTUP_WAIT_MS);
+    });
+    try {
+      await Promise.race([connection.ready(), timeout]);
+    } catch (error) {
+      logger.warn({ upstream: spec.name, err: error instanceof Error ? error.message : String(error) }, 'upstream not connected at start; it keeps retrying');
+    } finally {
+      clearTimeout(timer);
+    }
+  });
+  await Promise.all(attempts);
+}

@@ -1,0 +1,255 @@
+import { randomUUID } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { NodeStreamableHTTPServerTransport, toNodeHandler, toWebRequest } from '@modelcontextprotocol/node';
+import { createMcpHandler, isInitializeRequest, isLegacyRequest } from '@modelcontextprotocol/server';
+import { SSEServerTransport } from '@modelcontextprotocol/server-legacy/sse';
+import type { Config } from '@portcullis/config';
+import { anonymousIdentity, describeError, RpcCode } from '@portcullis/core';
+import type { AgentSession, Gateway } from '@portcullis/gateway';
+import type { Logger } from 'pino';
+import { isAllowedHost, isAllowedOrigin } from './guards.js';
+
+export interface HttpFrontOptions {
+  readonly server: Config['server'];
+  readonly logger: Logger;
+}
+
+export interface HttpFront {
+  /** The bound address, e.g. `http://127.0.0.1:8080`. */
+  readonly url: string;
+  readonly port: number;
+  close(): Promise<void>;
+}
+
+interface LegacySession {
+  readonly transport: NodeStreamableHTTPServerTransport;
+  readonly session: AgentSession;
+}
+
+interface SseSession {
+  readonly transport: SSEServerTransport;
+  readonly session: AgentSession;
+}
+
+/**
+ * HTTP front: Streamable HTTP at `/mcp` for both eras on one endpoint (2025-era requests go to a
+ * sessionful transport per `Mcp-Session-Id`; 2026-era requests to the SDK's per-request handler),
+ * the deprecated HTTP+SSE transport at `/sse` + `/messages`, and `/healthz`, `/readyz`.
+ */
+export async function serveGatewayOverHttp(gateway: Gateway, options: HttpFrontOptions): Promise<HttpFront> {
+  const { logger } = options;
+  const limits = options.server;
+  const legacySessions = new Map<string, LegacySession>();
+  const sseSessions = new Map<string, SseSession>();
+
+  const modern = createMcpHandler(
+    ({ era }) =>
+      gateway.createSession({
+        era,
+        frontTransport: 'streamable-http',
+        identity: anonymousIdentity(),
+        upstreamSessionKey: `modern:${anonymousIdentity().subject}`,
+      }).server,
+    { legacy: 'reject', maxRequestBodySize: limits.maxMessageBytes, onerror: (error) => logger.debug({ err: error.message }, 'mcp handler') },
+  );
+  const modernNode = toNodeHandler(modern, { maxRequestBodySize: limits.maxMessageBytes });
+  const stopEvents = gateway.onEvents({
+    listChanged: (kind) => {
+      if (kind === 'tools') modern.notify.toolsChanged();
+      else if (kind === 'prompts') modern.notify.promptsChanged();
+      else modern.notify.resourcesChanged();
+    },
+    resourceUpdated: (uri) => modern.notify.resourceUpdated(uri),
+  });
+
+  const handleMcp = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    const sessionId = header(req, 'mcp-session-id');
+    const body = req.method === 'POST' ? await readJsonBody(req, res, limits.maxMessageBytes) : undefined;
+    if (body === BODY_REJECTED) return;
+    if (sessionId !== undefined) {
+      const existing = legacySessions.get(sessionId);
+      if (!existing) {
+        sendJsonRpcError(res, 404, RpcCode.InvalidRequest, 'Session not found: start a new session', null);
+        return;
+      }
+      await existing.transport.handleRequest(req, res, body);
+      return;
+    }
+    if (req.method === 'POST' && (await isLegacyRequest(await toWebRequest(req, body)))) {
+      if (!isInitializeRequest(body)) {
+        sendJsonRpcError(res, 400, RpcCode.InvalidRequest, 'Bad Request: Mcp-Session-Id header is required', null);
+        return;
+      }
+      const id = randomUUID();
+      const session = gateway.createSession({
+        era: 'legacy',
+        frontTransport: 'streamable-http',
+        sessionId: id,
+        identity: anonymousIdentity(),
+        remoteAddress: req.socket.remoteAddress,
+      });
+      const transport = new NodeStreamableHTTPServerTransport({
+        sessionIdGenerator: () => id,
+        onsessioninitialized: () => {
+          legacySessions.set(id, { transport, session });
+        },
+      });
+      transport.onclose = () => {
+        legacySessions.delete(id);
+        void session.close();
+      };
+      await session.server.connect(transport);
+      await transport.handleRequest(req, res, body);
+      return;
+    }
+    if (req.method === 'GET' || req.method === 'DELETE') {
+      sendJsonRpcError(res, 400, RpcCode.InvalidRequest, 'Bad Request: Mcp-Session-Id header is required', null);
+      return;
+    }
+    await modernNode(req, res, body);
+  };
+
+  const handleSseOpen = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    const transport = new SSEServerTransport('/messages', res);
+    const session = gateway.createSession({
+      era: 'legacy',
+      frontTransport: 'sse',
+      sessionId: transport.sessionId,
+      identity: anonymousIdentity(),
+      remoteAddress: req.socket.remoteAddress,
+    });
+    sseSessions.set(transport.sessionId, { transport, session });
+    transport.onclose = () => {
+      sseSessions.delete(transport.sessionId);
+      void session.close();
+    };
+    await session.server.connect(transport);
+  };
+
+  const handleSseMessage = async (req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> => {
+    const id = url.searchParams.get('sessionId');
+    const entry = id ? sseSessions.get(id) : undefined;
+    if (!entry) {
+      sendJsonRpcError(res, 404, RpcCode.InvalidRequest, 'Session not found', null);
+      return;
+    }
+    const body = await readJsonBody(req, res, limits.maxMessageBytes);
+    if (body === BODY_REJECTED) return;
+    await entry.transport.handlePostMessage(req, res, body);
+  };
+
+  const server: HttpServer = createServer((req, res) => {
+    const url = new URL(req.url ?? '/', 'http://localhost');
+    if (!isAllowedHost(header(req, 'host'), limits.allowedHosts)) {
+      sendJsonRpcError(res, 403, RpcCode.InvalidRequest, 'Forbidden: Host header not allowed', null);
+      return;
+    }
+    const origin = header(req, 'origin');
+    if (origin !== undefined && !isAllowedOrigin(origin, limits.allowedOrigins)) {
+      sendJsonRpcError(res, 403, RpcCode.InvalidRequest, 'Forbidden: Origin not allowed', null);
+      return;
+    }
+    const route = async (): Promise<void> => {
+      switch (url.pathname) {
+        case '/mcp':
+          return handleMcp(req, res);
+        case '/sse':
+          if (req.method !== 'GET') return methodNotAllowed(res, 'GET');
+          return handleSseOpen(req, res);
+        case '/messages':
+          if (req.method !== 'POST') return methodNotAllowed(res, 'POST');
+          return handleSseMessage(req, res, url);
+        case '/healthz':
+          return sendJson(res, 200, { status: 'ok', sessions: gateway.sessionCount, upstreams: gateway.health() });
+        case '/readyz': {
+          const ready = gateway.isReady();
+          return sendJson(res, ready ? 200 : 503, { ready, upstreams: gateway.health() });
+        }
+        default:
+          return sendJson(res, 404, { error: 'not found' });
+      }
+    };
+    route().catch((error: unknown) => {
+      logger.error({ err: describeError(error), path: url.pathname }, 'HTTP request failed');
+      if (!res.headersSent) sendJsonRpcError(res, 500, RpcCode.InternalError, 'Internal error', null);
+      else res.end();
+    });
+  });
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(limits.port, limits.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const address = server.address() as AddressInfo;
+  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+
+  return {
+    url: `http://${host}:${address.port}`,
+    port: address.port,
+    close: async () => {
+      stopEvents();
+      await Promise.allSettled([...legacySessions.values()].map((entry) => entry.transport.close()));
+      await Promise.allSettled([...sseSessions.values()].map((entry) => entry.transport.close()));
+      await modern.close().catch(() => undefined);
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+const BODY_REJECTED = Symbol('body rejected');
+
+/** Reads and parses a JSON body up to `limit` bytes; answers the request itself when it cannot. */
+async function readJsonBody(req: IncomingMessage, res: ServerResponse, limit: number): Promise<unknown | typeof BODY_REJECTED> {
+  const declared = Number(header(req, 'content-length') ?? Number.NaN);
+  if (declared > limit) {
+    req.resume();
+    sendJsonRpcError(res, 413, RpcCode.MessageTooLarge, `Message exceeds the size limit of ${limit} bytes`, null);
+    return BODY_REJECTED;
+  }
+  const chunks: Buffer[] = [];
+  let size = 0;
+  let tooLarge = false;
+  for await (const chunk of req) {
+    const buffer = chunk as Buffer;
+    size += buffer.length;
+    if (size > limit) tooLarge = true;
+    if (!tooLarge) chunks.push(buffer);
+  }
+  if (tooLarge) {
+    sendJsonRpcError(res, 413, RpcCode.MessageTooLarge, `Message exceeds the size limit of ${limit} bytes`, null);
+    return BODY_REJECTED;
+  }
+  const text = Buffer.concat(chunks).toString('utf8');
+  if (text.trim() === '') return undefined;
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    sendJsonRpcError(res, 400, RpcCode.ParseError, 'Parse error: the body is not valid JSON', null);
+    return BODY_REJECTED;
+  }
+}
+
+function header(req: IncomingMessage, name: string): string | undefined {
+  const value = req.headers[name];
+  return Array.isArray(value) ? value[0] : value;
+}
+
+function sendJson(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+  res.end(text);
+}
+
+function sendJsonRpcError(res: ServerResponse, status: number, code: number, message: string, id: string | number | null): void {
+  sendJson(res, status, { jsonrpc: '2.0', id, error: { code, message } });
+}
+
+function methodNotAllowed(res: ServerResponse, allow: string): void {
+  res.writeHead(405, { allow, 'content-type': 'application/json' });
+  res.end(JSON.stringify({ error: 'method not allowed' }));
+}

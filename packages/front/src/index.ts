@@ -1,0 +1,3 @@
+export { isAllowedHost, isAllowedOrigin } from './guards.js';
+export { type HttpFront, type HttpFrontOptions, serveGatewayOverHttp } from './http.js';
+export { GatewayStdioTransport, type StdioFront, type StdioFrontOptions, serveGatewayOverStdio } from './stdio.js';

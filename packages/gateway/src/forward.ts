@@ -1,0 +1,203 @@
+import {
+  JsonRpcError,
+  type RequestContext,
+  type RouteTarget,
+  RpcCode,
+  type RpcParams,
+  type RpcResult,
+} from '@portcullis/core';
+import type { UpstreamConnection } from '@portcullis/upstream';
+import type { Catalog, CatalogItem, ListKind } from './catalog.js';
+import type { CursorCodec } from './cursor.js';
+import { rewriteResultUris } from './uris.js';
+
+/** The list methods the gateway answers from its merged catalog. */
+export const LIST_METHODS: Readonly<Record<string, ListKind>> = {
+  'tools/list': 'tools',
+  'prompts/list': 'prompts',
+  'resources/list': 'resources',
+  'resources/templates/list': 'resourceTemplates',
+};
+
+/** Everything `forward` needs from the session that received the request. */
+export interface ForwardSession {
+  /** The connection to `upstream` serving this session (shared or dedicated). */
+  connection(upstream: string): UpstreamConnection;
+  /** Connections this session has towards every connected upstream (for fan-out such as setLevel). */
+  allConnections(): UpstreamConnection[];
+  subscribe(target: RouteTarget): Promise<void>;
+  unsubscribe(target: RouteTarget): Promise<void>;
+  /** Tracks a call in flight on a connection, so that what the upstream sends meanwhile reaches this request. */
+  track(connection: UpstreamConnection, ctx: RequestContext): () => void;
+}
+
+export interface ForwardDeps {
+  readonly catalog: Catalog;
+  readonly cursors: CursorCodec;
+  readonly pageSize: number;
+  readonly prefixOf: (upstream: string) => string | undefined;
+}
+
+/** Resolves where a request goes before the pipeline runs; `undefined` when nothing matches. */
+export async function resolveTarget(method: string, params: RpcParams, catalog: Catalog): Promise<RouteTarget | undefined> {
+  switch (method) {
+    case 'tools/call':
+    case 'prompts/get': {
+      if (typeof params.name !== 'string') return undefined;
+      const item = await catalog.resolveName(method === 'tools/call' ? 'tools' : 'prompts', params.name);
+      return item ? toTarget(item) : undefined;
+    }
+    case 'resources/read':
+    case 'resources/subscribe':
+    case 'resources/unsubscribe': {
+      if (typeof params.uri !== 'string') return undefined;
+      const owner = await catalog.resolveUri(params.uri);
+      return owner ? { upstream: owner.upstream, originalName: owner.original, namespacedName: params.uri } : undefined;
+    }
+    case 'completion/complete': {
+      const ref = params.ref;
+      if (!isRecord(ref)) return undefined;
+      if (ref.type === 'ref/prompt' && typeof ref.name === 'string') {
+        const item = await catalog.resolveName('prompts', ref.name);
+        return item ? toTarget(item) : undefined;
+      }
+      if (ref.type === 'ref/resource' && typeof ref.uri === 'string') {
+        const owner = await catalog.resolveUri(ref.uri);
+        return owner ? { upstream: owner.upstream, originalName: owner.original, namespacedName: ref.uri } : undefined;
+      }
+      return undefined;
+    }
+    default:
+      return undefined;
+  }
+}
+
+function toTarget(item: CatalogItem): RouteTarget {
+  return { upstream: item.upstream, originalName: item.original, namespacedName: item.exposed };
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/**
+ * Keys of a request's `_meta` that belong to the hop between agent and gateway: the 2026
+ * envelope (`io.modelcontextprotocol/…`) and the agent's progress token. The upstream client
+ * writes its own.
+ */
+function forwardableMeta(meta: unknown): Record<string, unknown> | undefined {
+  if (!isRecord(meta)) return undefined;
+  let kept: Record<string, unknown> | undefined;
+  for (const [key, value] of Object.entries(meta)) {
+    if (key === 'progressToken' || key.startsWith('io.modelcontextprotocol/')) continue;
+    kept ??= {};
+    kept[key] = value;
+  }
+  return kept;
+}
+
+/** An upstream's result without the 2026 envelope keys of its own hop (the front adds the gateway's). */
+function withoutHopMeta(result: RpcResult): RpcResult {
+  if (!isRecord(result._meta)) return result;
+  const { _meta, ...rest } = result;
+  const meta = forwardableMeta(_meta);
+  return meta ? { ...rest, _meta: meta } : rest;
+}
+
+function upstreamParams(params: RpcParams, overrides: RpcParams): RpcParams {
+  const { _meta, ...rest } = params;
+  const meta = forwardableMeta(_meta);
+  return meta ? { ...rest, ...overrides, _meta: meta } : { ...rest, ...overrides };
+}
+
+function unknownTarget(method: string, params: RpcParams): JsonRpcError {
+  switch (method) {
+    case 'tools/call':
+      return new JsonRpcError(RpcCode.InvalidParams, `Unknown tool: ${String(params.name)}`);
+    case 'prompts/get':
+      return new JsonRpcError(RpcCode.InvalidParams, `Unknown prompt: ${String(params.name)}`);
+    case 'completion/complete':
+      return new JsonRpcError(RpcCode.InvalidParams, 'Unknown completion reference');
+    default:
+      return new JsonRpcError(RpcCode.ResourceNotFound, `Resource not found: ${String(params.uri)}`, { uri: params.uri });
+  }
+}
+
+/** The terminal `forward` handler: answers list methods from the catalog and routes the rest. */
+export function createForward(deps: ForwardDeps, session: ForwardSession): (ctx: RequestContext) => Promise<RpcResult> {
+  return async (ctx) => {
+    const listKind = LIST_METHODS[ctx.method];
+    if (listKind) return listPage(deps, listKind, ctx.params);
+    if (ctx.method === 'logging/setLevel') {
+      await Promise.allSettled(
+        session
+          .allConnections()
+          .filter((connection) => connection.serverCapabilities?.logging)
+          .map((connection) => connection.request('logging/setLevel', { level: ctx.params.level })),
+      );
+      return {};
+    }
+    const target = ctx.target;
+    if (!target) throw unknownTarget(ctx.method, ctx.params);
+    switch (ctx.method) {
+      case 'resources/subscribe':
+        await session.subscribe(target);
+        return {};
+      case 'resources/unsubscribe':
+        await session.unsubscribe(target);
+        return {};
+      default:
+        return routed(deps, session, ctx, target);
+    }
+  };
+}
+
+async function routed(deps: ForwardDeps, session: ForwardSession, ctx: RequestContext, target: RouteTarget): Promise<RpcResult> {
+  const connection = session.connection(target.upstream);
+  const params = upstreamParams(ctx.params, originalNameParams(ctx, target));
+  const progressToken = isRecord(ctx.params._meta) ? ctx.params._meta.progressToken : undefined;
+  const onProgress =
+    typeof progressToken === 'string' || typeof progressToken === 'number'
+      ? (progress: { progress: number; total?: number; message?: string }) => {
+          void ctx.agent.notify('notifications/progress', { ...progress, progressToken });
+        }
+      : undefined;
+  const untrack = session.track(connection, ctx);
+  try {
+    const result = await connection.request(ctx.method, params, { signal: ctx.signal, ...(onProgress ? { onProgress } : {}) });
+    return rewriteResultUris(ctx.method, withoutHopMeta(result), deps.prefixOf(target.upstream));
+  } finally {
+    untrack();
+  }
+}
+
+function originalNameParams(ctx: RequestContext, target: RouteTarget): RpcParams {
+  switch (ctx.method) {
+    case 'tools/call':
+    case 'prompts/get':
+      return { name: target.originalName };
+    case 'resources/read':
+      return { uri: target.originalName };
+    case 'completion/complete': {
+      const ref = isRecord(ctx.params.ref) ? ctx.params.ref : {};
+      return ref.type === 'ref/prompt'
+        ? { ref: { ...ref, name: target.originalName } }
+        : { ref: { ...ref, uri: target.originalName } };
+    }
+    default:
+      return {};
+  }
+}
+
+async function listPage(deps: ForwardDeps, kind: ListKind, params: RpcParams): Promise<RpcResult> {
+  const items = await deps.catalog.list(kind);
+  const version = deps.catalog.version;
+  const offset = typeof params.cursor === 'string' ? deps.cursors.read(params.cursor, kind, version) : 0;
+  if (typeof params.cursor !== 'undefined' && typeof params.cursor !== 'string') {
+    throw new JsonRpcError(RpcCode.InvalidParams, 'Invalid cursor: must be a string');
+  }
+  const end = offset + deps.pageSize;
+  const page = items.slice(offset, end).map((entry) => entry.item);
+  const key = kind === 'resourceTemplates' ? 'resourceTemplates' : kind;
+  return end < items.length ? { [key]: page, nextCursor: deps.cursors.mint(kind, version, end) } : { [key]: page };
+}

@@ -1,0 +1,275 @@
+import type { Implementation, ServerCapabilities } from '@modelcontextprotocol/server';
+import type { Config } from '@portcullis/config';
+import {
+  composePipeline,
+  describeError,
+  namespacedUri,
+  type RequestContext,
+  type RouteTarget,
+  type RpcParams,
+  type RpcResult,
+  type Stage,
+  STAGE_ORDER,
+} from '@portcullis/core';
+import type { UpstreamConnection } from '@portcullis/upstream';
+import type { Logger } from 'pino';
+import { Catalog, type ListKind, listKindsForNotification } from './catalog.js';
+import { CursorCodec } from './cursor.js';
+import type { ForwardDeps } from './forward.js';
+import type { GatewayInternals } from './internals.js';
+import type { UpstreamProvider } from './provider.js';
+import { AgentSession, type SessionInit } from './session.js';
+
+export interface GatewayOptions {
+  readonly config: Config;
+  readonly provider: UpstreamProvider;
+  readonly logger: Logger;
+  /** Stages plugged into the pipeline slots; an empty slot passes through. */
+  readonly stages?: readonly Stage[];
+  readonly serverInfo?: Implementation;
+}
+
+/** Change events the front transports turn into notifications for sessionless (2026-era) agents. */
+export interface GatewayEvents {
+  listChanged(kind: 'tools' | 'prompts' | 'resources'): void;
+  resourceUpdated(uri: string): void;
+}
+
+export interface UpstreamHealth {
+  readonly name: string;
+  readonly status: UpstreamConnection['status'] | 'absent';
+  readonly era: string | undefined;
+  readonly lastError: string | undefined;
+}
+
+/**
+ * The gateway: one merged catalog over every upstream, the request pipeline, and the agent
+ * sessions the front transports create. Transports call `createSession` and drive the SDK
+ * `Server` it returns; they know nothing of routing or policy.
+ */
+export class Gateway implements GatewayInternals {
+  readonly serverInfo: Implementation;
+  readonly logger: Logger;
+  readonly catalog: Catalog;
+  readonly provider: UpstreamProvider;
+  readonly forwardDeps: ForwardDeps;
+  private readonly config: Config;
+  private readonly sessions = new Set<AgentSession>();
+  private readonly composed: (ctx: RequestContext, forward: (ctx: RequestContext) => Promise<RpcResult>) => Promise<RpcResult>;
+  private readonly eventListeners = new Set<Partial<GatewayEvents>>();
+  private readonly watched = new WeakSet<UpstreamConnection>();
+  private readonly subscriptionCounts = new Map<string, number>();
+  private readonly pendingListChanges = new Set<'tools' | 'prompts' | 'resources'>();
+  private listChangeTimer: NodeJS.Timeout | undefined;
+  private readonly unsubscribeProvider: () => void;
+
+  constructor(options: GatewayOptions) {
+    this.config = options.config;
+    this.provider = options.provider;
+    this.logger = options.logger;
+    this.serverInfo = options.serverInfo ?? { name: options.config.gateway.name, version: '0.1.0' };
+    this.catalog = new Catalog(
+      { specs: () => this.provider.specs(), primary: (name) => this.provider.primary(name) },
+      { separator: options.config.gateway.separator },
+      options.logger,
+    );
+    this.forwardDeps = {
+      catalog: this.catalog,
+      cursors: new CursorCodec(),
+      pageSize: options.config.gateway.pageSize,
+      prefixOf: (upstream) => this.prefixOf(upstream),
+    };
+    const stages = options.stages ?? [];
+    for (const stage of stages) {
+      if (!STAGE_ORDER.includes(stage.name)) throw new Error(`unknown pipeline stage "${stage.name}"`);
+    }
+    this.composed = (ctx, forward) => composePipeline(stages, forward)(ctx);
+    this.watchPrimaries();
+    this.unsubscribeProvider = this.provider.onUpstreamsChanged(() => {
+      this.watchPrimaries();
+      this.catalog.invalidateAll();
+      for (const kind of ['tools', 'prompts', 'resources'] as const) this.queueListChanged(kind);
+    });
+  }
+
+  createSession(init: SessionInit): AgentSession {
+    const session = new AgentSession(this, init);
+    this.sessions.add(session);
+    return session;
+  }
+
+  /** Subscribes to change events (used by the 2026-era HTTP front to feed `subscriptions/listen`). */
+  onEvents(listener: Partial<GatewayEvents>): () => void {
+    this.eventListeners.add(listener);
+    return () => this.eventListeners.delete(listener);
+  }
+
+  get sessionCount(): number {
+    return this.sessions.size;
+  }
+
+  health(): UpstreamHealth[] {
+    return this.provider.specs().map((spec) => {
+      const connection = this.provider.primary(spec.name);
+      return {
+        name: spec.name,
+        status: connection?.status ?? 'absent',
+        era: connection?.era,
+        lastError: connection?.lastError,
+      };
+    });
+  }
+
+  /** Ready when every enabled upstream's primary connection is up. */
+  isReady(): boolean {
+    return this.health().every((upstream) => upstream.status === 'connected');
+  }
+
+  async close(): Promise<void> {
+    this.unsubscribeProvider();
+    if (this.listChangeTimer) clearTimeout(this.listChangeTimer);
+    await Promise.allSettled([...this.sessions].map((session) => session.close()));
+  }
+
+  // ---- GatewayInternals ----
+
+  capabilities(): ServerCapabilities {
+    const capabilities: ServerCapabilities = {};
+    for (const spec of this.provider.specs()) {
+      const upstream = this.provider.primary(spec.name)?.serverCapabilities;
+      if (!upstream) continue;
+      if (upstream.tools) capabilities.tools = { listChanged: true };
+      if (upstream.prompts) capabilities.prompts = { listChanged: true };
+      if (upstream.resources) {
+        const subscribe = Boolean(capabilities.resources?.subscribe) || hasSubscribe(upstream.resources);
+        capabilities.resources = subscribe ? { listChanged: true, subscribe: true } : { listChanged: true };
+      }
+      if (upstream.completions) capabilities.completions = {};
+      if (upstream.logging) capabilities.logging = {};
+    }
+    return capabilities;
+  }
+
+  instructions(): string | undefined {
+    const parts = this.provider
+      .specs()
+      .map((spec) => {
+        const text = this.provider.primary(spec.name)?.instructions;
+        return text ? `## ${spec.name}\n${text}` : undefined;
+      })
+      .filter((part): part is string => part !== undefined);
+    return parts.length > 0 ? parts.join('\n\n') : undefined;
+  }
+
+  prefixOf(upstream: string): string | undefined {
+    return this.provider.specs().find((spec) => spec.name === upstream)?.namePrefix;
+  }
+
+  pipeline(ctx: RequestContext, forward: (ctx: RequestContext) => Promise<RpcResult>): Promise<RpcResult> {
+    return this.composed(ctx, forward);
+  }
+
+  readonly subscriptions = {
+    add: async (target: RouteTarget): Promise<void> => {
+      const key = `${target.upstream}\u0000${target.originalName}`;
+      const count = this.subscriptionCounts.get(key) ?? 0;
+      this.subscriptionCounts.set(key, count + 1);
+      if (count > 0) return;
+      const connection = this.provider.primary(target.upstream);
+      if (!connection) return;
+      try {
+        await connection.subscribeResource(target.originalName);
+      } catch (error) {
+        this.subscriptionCounts.set(key, (this.subscriptionCounts.get(key) ?? 1) - 1);
+        throw error;
+      }
+    },
+    remove: async (target: RouteTarget): Promise<void> => {
+      const key = `${target.upstream}\u0000${target.originalName}`;
+      const count = this.subscriptionCounts.get(key) ?? 0;
+      if (count <= 1) this.subscriptionCounts.delete(key);
+      else this.subscriptionCounts.set(key, count - 1);
+      if (count !== 1) return;
+      await this.provider.primary(target.upstream)?.unsubscribeResource(target.originalName);
+    },
+  };
+
+  onUpstreamNotification(upstream: string, method: string, params: RpcParams): void {
+    const kinds = listKindsForNotification(method);
+    if (kinds.length > 0) {
+      this.catalog.invalidate(upstream, kinds);
+      this.queueListChanged(kinds[0] === 'resourceTemplates' ? 'resources' : (kinds[0] as ListKind as 'tools'));
+      return;
+    }
+    if (method === 'notifications/resources/updated' && typeof params.uri === 'string') {
+      const uri = namespacedUri(this.prefixOf(upstream), params.uri);
+      for (const session of this.sessions) {
+        if (session.isSubscribed(uri)) void session.notify(method, { ...params, uri });
+      }
+      for (const listener of this.eventListeners) listener.resourceUpdated?.(uri);
+    }
+  }
+
+  sessionClosed(session: AgentSession): void {
+    this.sessions.delete(session);
+  }
+
+  // ---- internals ----
+
+  private watchPrimaries(): void {
+    for (const spec of this.provider.specs()) {
+      const connection = this.provider.primary(spec.name);
+      if (!connection || this.watched.has(connection)) continue;
+      this.watched.add(connection);
+      connection.onNotification((method, params) => this.onPrimaryNotification(spec.name, connection, method, params));
+      let wasConnected = connection.status === 'connected';
+      connection.onStatus((status) => {
+        // A reconnected upstream may list something else than before.
+        if (status === 'connected' && wasConnected === false) {
+          this.catalog.invalidate(spec.name);
+          for (const kind of ['tools', 'prompts', 'resources'] as const) this.queueListChanged(kind);
+        }
+        wasConnected = status === 'connected' ? true : wasConnected === true ? false : wasConnected;
+      });
+    }
+  }
+
+  private onPrimaryNotification(upstream: string, connection: UpstreamConnection, method: string, params: RpcParams): void {
+    if (method.endsWith('/list_changed') || method === 'notifications/resources/updated') {
+      this.onUpstreamNotification(upstream, method, params);
+      return;
+    }
+    // Anything else (logging, progress outside a call) goes to the sessions with a call in flight on this connection.
+    let delivered = false;
+    for (const session of this.sessions) delivered = session.deliverDuringCall(connection, method, params) || delivered;
+    if (!delivered) this.logger.debug({ upstream, method }, 'upstream notification outside any call dropped');
+  }
+
+  private queueListChanged(kind: 'tools' | 'prompts' | 'resources'): void {
+    this.pendingListChanges.add(kind);
+    if (this.listChangeTimer) return;
+    this.listChangeTimer = setTimeout(() => {
+      this.listChangeTimer = undefined;
+      const kinds = [...this.pendingListChanges];
+      this.pendingListChanges.clear();
+      for (const pending of kinds) this.emitListChanged(pending);
+    }, this.config.gateway.listChangedDebounceMs);
+    this.listChangeTimer.unref();
+  }
+
+  private emitListChanged(kind: 'tools' | 'prompts' | 'resources'): void {
+    const method = `notifications/${kind}/list_changed`;
+    const capabilities = this.capabilities();
+    if (!capabilities[kind]) return;
+    for (const session of this.sessions) {
+      session.notify(method).catch((error: unknown) => {
+        this.logger.debug({ session: session.id, err: describeError(error) }, 'list_changed not delivered');
+      });
+    }
+    for (const listener of this.eventListeners) listener.listChanged?.(kind);
+  }
+}
+
+function hasSubscribe(resources: unknown): boolean {
+  return typeof resources === 'object' && resources !== null && (resources as { subscribe?: unknown }).subscribe === true;
+}

@@ -1,0 +1,26 @@
+import type { Implementation, ServerCapabilities } from '@modelcontextprotocol/server';
+import type { RequestContext, RouteTarget, RpcParams, RpcResult } from '@portcullis/core';
+import type { Logger } from 'pino';
+import type { Catalog } from './catalog.js';
+import type { ForwardDeps } from './forward.js';
+import type { UpstreamProvider } from './provider.js';
+import type { AgentSession } from './session.js';
+
+/** What an agent session uses of the gateway that owns it. */
+export interface GatewayInternals {
+  readonly serverInfo: Implementation;
+  readonly logger: Logger;
+  readonly catalog: Catalog;
+  readonly provider: UpstreamProvider;
+  readonly forwardDeps: ForwardDeps;
+  readonly subscriptions: {
+    add(target: RouteTarget): Promise<void>;
+    remove(target: RouteTarget): Promise<void>;
+  };
+  capabilities(): ServerCapabilities;
+  instructions(): string | undefined;
+  prefixOf(upstream: string): string | undefined;
+  pipeline(ctx: RequestContext, forward: (ctx: RequestContext) => Promise<RpcResult>): Promise<RpcResult>;
+  onUpstreamNotification(upstream: string, method: string, params: RpcParams): void;
+  sessionClosed(session: AgentSession): void;
+}

@@ -1,0 +1,314 @@
+import { randomUUID } from 'node:crypto';
+import {
+  type HandlerResultTypeMap,
+  type RequestMethod,
+  Server,
+  type ServerCapabilities,
+  type ServerContext,
+} from '@modelcontextprotocol/server';
+import {
+  type AgentChannel,
+  anonymousIdentity,
+  describeError,
+  type FrontTransport,
+  type Identity,
+  JsonRpcError,
+  type ProtocolEra,
+  type RequestContext,
+  type RouteTarget,
+  RpcCode,
+  type RpcParams,
+  type RpcResult,
+  type SessionInfo,
+} from '@portcullis/core';
+import type { UpstreamConnection } from '@portcullis/upstream';
+import { toWireError } from './errors.js';
+import { createForward, type ForwardSession, resolveTarget } from './forward.js';
+import type { GatewayInternals } from './internals.js';
+import { rewriteOutboundParams } from './uris.js';
+
+export interface SessionInit {
+  readonly era: ProtocolEra;
+  readonly frontTransport: FrontTransport;
+  /** The id the front transport uses for this session; minted here when absent. */
+  readonly sessionId?: string;
+  readonly remoteAddress?: string;
+  readonly identity?: Identity;
+  /**
+   * 2026-era HTTP requests carry no session: each one gets a short-lived session object, and
+   * `per-session` upstream connections are keyed by this instead (one per identity).
+   */
+  readonly upstreamSessionKey?: string;
+}
+
+/** Client capabilities an upstream may see: only the ones the gateway can relay back to the agent. */
+const RELAYED_CLIENT_CAPABILITIES = ['sampling', 'elicitation', 'roots'] as const;
+
+interface ActiveCall {
+  readonly ctx: RequestContext;
+  readonly connection: UpstreamConnection;
+}
+
+/**
+ * One agent connection (or, in the 2026 era, one request): the SDK `Server` the front transport
+ * drives, wired so that every request goes through the gateway pipeline.
+ */
+export class AgentSession {
+  readonly id: string;
+  readonly server: Server;
+  readonly era: ProtocolEra;
+  readonly frontTransport: FrontTransport;
+  readonly remoteAddress: string | undefined;
+  private identity: Identity;
+  private readonly upstreamSessionKey: string;
+  private readonly activeCalls = new Set<ActiveCall>();
+  private readonly subscriptions = new Map<string, RouteTarget>();
+  private readonly dedicated = new Set<UpstreamConnection>();
+  private readonly abort = new AbortController();
+  private closed = false;
+  private info: SessionInfo | undefined;
+
+  constructor(
+    private readonly gateway: GatewayInternals,
+    init: SessionInit,
+  ) {
+    this.id = init.sessionId ?? randomUUID();
+    this.era = init.era;
+    this.frontTransport = init.frontTransport;
+    this.remoteAddress = init.remoteAddress;
+    this.identity = init.identity ?? anonymousIdentity();
+    this.upstreamSessionKey = init.upstreamSessionKey ?? this.id;
+    const capabilities = gateway.capabilities();
+    this.server = new Server(gateway.serverInfo, {
+      capabilities,
+      ...(gateway.instructions() ? { instructions: gateway.instructions() } : {}),
+    });
+    this.registerHandlers(capabilities);
+    this.server.onclose = () => {
+      void this.close();
+    };
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  /** The facts stages see; fixed once the agent has introduced itself. */
+  sessionInfo(): SessionInfo {
+    if (this.info) return this.info;
+    const clientVersion = this.server.getClientVersion();
+    const info: SessionInfo = {
+      id: this.id,
+      era: this.era,
+      protocolVersion: this.server.getNegotiatedProtocolVersion() ?? (this.era === 'modern' ? '2026-07-28' : 'unknown'),
+      frontTransport: this.frontTransport,
+      clientInfo: clientVersion ? { name: clientVersion.name, version: clientVersion.version } : undefined,
+      remoteAddress: this.remoteAddress,
+    };
+    if (clientVersion || this.era === 'modern') this.info = info;
+    return info;
+  }
+
+  private registerHandlers(capabilities: ServerCapabilities): void {
+    const methods: RequestMethod[] = [];
+    if (capabilities.tools) methods.push('tools/list', 'tools/call');
+    if (capabilities.prompts) methods.push('prompts/list', 'prompts/get');
+    if (capabilities.resources) methods.push('resources/list', 'resources/templates/list', 'resources/read');
+    if (capabilities.resources?.subscribe) methods.push('resources/subscribe', 'resources/unsubscribe');
+    if (capabilities.completions) methods.push('completion/complete');
+    if (capabilities.logging) methods.push('logging/setLevel');
+    for (const method of methods) this.forwardMethod(method);
+    this.server.setNotificationHandler('notifications/roots/list_changed', async () => {
+      for (const connection of this.dedicated) {
+        await connection.notify('notifications/roots/list_changed').catch(() => undefined);
+      }
+    });
+  }
+
+  private forwardMethod<M extends RequestMethod>(method: M): void {
+    this.server.setRequestHandler(method, async (request, sdkContext) => {
+      const params = withInputResponses((request.params ?? {}) as RpcParams, sdkContext);
+      const result = await this.handle(method, params, sdkContext);
+      // The SDK validates what it sends; the result is an upstream's answer or the gateway's own list page.
+      return result as unknown as HandlerResultTypeMap[M];
+    });
+  }
+
+  private async handle(method: string, params: RpcParams, sdkContext: ServerContext): Promise<RpcResult> {
+    const signal = AbortSignal.any([sdkContext.mcpReq.signal, this.abort.signal]);
+    try {
+      const target = await resolveTarget(method, params, this.gateway.catalog);
+      const ctx: RequestContext = {
+        session: this.sessionInfo(),
+        identity: this.identity,
+        method,
+        params,
+        requestId: sdkContext.mcpReq.id,
+        target,
+        signal,
+        agent: this.agentChannel(sdkContext),
+        receivedAt: Date.now(),
+        beforeForward: [],
+        annotations: new Map(),
+      };
+      const result = await this.gateway.pipeline(ctx, createForward(this.gateway.forwardDeps, this.forwardSession));
+      this.identity = ctx.identity;
+      return result;
+    } catch (error) {
+      throw toWireError(error, this.gateway.logger);
+    }
+  }
+
+  private agentChannel(sdkContext: ServerContext): AgentChannel {
+    const capabilities = (this.server.getClientCapabilities() ?? {}) as Record<string, unknown>;
+    return {
+      capabilities,
+      notify: (method, params) => sdkContext.mcpReq.notify({ method, params }),
+      request: (method, params, options) => sendToAgent(method, params, (request) => sdkContext.mcpReq.send(request, options)),
+    };
+  }
+
+  private readonly forwardSession: ForwardSession = {
+    connection: (upstream) => this.connection(upstream),
+    allConnections: () => {
+      const primaries = this.gateway.provider
+        .specs()
+        .map((spec) => this.gateway.provider.primary(spec.name))
+        .filter((connection): connection is UpstreamConnection => connection?.status === 'connected');
+      return [...primaries, ...[...this.dedicated].filter((connection) => connection.status === 'connected')];
+    },
+    subscribe: async (target) => {
+      if (this.subscriptions.has(target.namespacedName)) return;
+      this.subscriptions.set(target.namespacedName, target);
+      await this.gateway.subscriptions.add(target);
+    },
+    unsubscribe: async (target) => {
+      if (!this.subscriptions.delete(target.namespacedName)) return;
+      await this.gateway.subscriptions.remove(target);
+    },
+    track: (connection, ctx) => {
+      const call: ActiveCall = { ctx, connection };
+      this.activeCalls.add(call);
+      return () => this.activeCalls.delete(call);
+    },
+  };
+
+  private connection(upstream: string): UpstreamConnection {
+    const connection = this.gateway.provider.acquire(upstream, this.upstreamSessionKey, {
+      capabilities: this.relayedCapabilities(),
+      onServerRequest: (method, params, options) => this.relayServerRequest(upstream, connection, method, params, options),
+    });
+    if (connection !== this.gateway.provider.primary(upstream) && !this.dedicated.has(connection)) {
+      this.dedicated.add(connection);
+      connection.onNotification((method, params) => this.onDedicatedNotification(upstream, connection, method, params));
+    }
+    return connection;
+  }
+
+  private relayedCapabilities(): Record<string, unknown> {
+    const declared = (this.server.getClientCapabilities() ?? {}) as Record<string, unknown>;
+    const relayed: Record<string, unknown> = {};
+    for (const key of RELAYED_CLIENT_CAPABILITIES) if (declared[key]) relayed[key] = declared[key];
+    return relayed;
+  }
+
+  /** A request an upstream sends towards the agent: related to the call that caused it when there is one. */
+  private async relayServerRequest(
+    upstream: string,
+    connection: UpstreamConnection,
+    method: string,
+    params: RpcParams,
+    options: { signal: AbortSignal },
+  ): Promise<RpcResult> {
+    if (this.era === 'modern') {
+      throw new JsonRpcError(
+        RpcCode.MethodNotFound,
+        `${method} cannot be relayed: the agent speaks the 2026-07-28 protocol, which has no server-to-client requests`,
+      );
+    }
+    const outbound = rewriteOutboundParams(method, params, this.gateway.prefixOf(upstream));
+    const call = this.activeCallOn(connection);
+    if (call) return call.ctx.agent.request(method, outbound, options);
+    return sendToAgent(method, outbound, (request) => this.server.request(request, options));
+  }
+
+  private activeCallOn(connection: UpstreamConnection): ActiveCall | undefined {
+    let found: ActiveCall | undefined;
+    for (const call of this.activeCalls) if (call.connection === connection) found = call;
+    return found;
+  }
+
+  /** Whether this session has a call in flight on `connection`, and if so delivers `method` related to it. */
+  deliverDuringCall(connection: UpstreamConnection, method: string, params: RpcParams): boolean {
+    const call = this.activeCallOn(connection);
+    if (!call) return false;
+    void call.ctx.agent.notify(method, params).catch(() => undefined);
+    return true;
+  }
+
+  private onDedicatedNotification(upstream: string, connection: UpstreamConnection, method: string, params: RpcParams): void {
+    if (method.endsWith('/list_changed') || method === 'notifications/resources/updated') {
+      this.gateway.onUpstreamNotification(upstream, method, params);
+      return;
+    }
+    const outbound = rewriteOutboundParams(method, params, this.gateway.prefixOf(upstream));
+    if (!this.deliverDuringCall(connection, method, outbound)) void this.notify(method, outbound);
+  }
+
+  /** Sends a notification on the session's own stream; ignored once closed or before initialisation. */
+  async notify(method: string, params?: RpcParams): Promise<void> {
+    if (this.closed || this.era === 'modern') return;
+    try {
+      await this.server.notification(params ? { method, params } : { method });
+    } catch (error) {
+      this.gateway.logger.debug({ session: this.id, method, err: describeError(error) }, 'notification not delivered');
+    }
+  }
+
+  isSubscribed(uri: string): boolean {
+    return this.subscriptions.has(uri);
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.abort.abort(new Error('agent session closed'));
+    this.gateway.sessionClosed(this);
+    for (const target of this.subscriptions.values()) await this.gateway.subscriptions.remove(target).catch(() => undefined);
+    this.subscriptions.clear();
+    if (this.upstreamSessionKey === this.id) await this.gateway.provider.releaseSession(this.id);
+    await this.server.close().catch(() => undefined);
+  }
+}
+
+/** 2026-era retries carry `inputResponses` and `requestState`, which the SDK lifts out of params; the upstream needs them back. */
+function withInputResponses(params: RpcParams, sdkContext: ServerContext): RpcParams {
+  const inputResponses = sdkContext.mcpReq.inputResponses;
+  const requestState = sdkContext.mcpReq.requestState<unknown>();
+  if (inputResponses === undefined && requestState === undefined) return params;
+  return {
+    ...params,
+    ...(inputResponses !== undefined ? { inputResponses } : {}),
+    ...(requestState !== undefined ? { requestState } : {}),
+  };
+}
+
+type AgentRequestMethod = 'sampling/createMessage' | 'elicitation/create' | 'roots/list';
+const AGENT_REQUEST_METHODS: ReadonlySet<string> = new Set<AgentRequestMethod>([
+  'sampling/createMessage',
+  'elicitation/create',
+  'roots/list',
+]);
+
+/** Sends one of the server-to-client requests an upstream may make; anything else is refused. */
+async function sendToAgent(
+  method: string,
+  params: RpcParams,
+  send: (request: { method: AgentRequestMethod; params: RpcParams }) => Promise<unknown>,
+): Promise<RpcResult> {
+  if (!AGENT_REQUEST_METHODS.has(method)) {
+    throw new JsonRpcError(RpcCode.MethodNotFound, `The gateway does not relay ${method} to agents`);
+  }
+  const result = await send({ method: method as AgentRequestMethod, params });
+  return result as RpcResult;
+}
