@@ -3,6 +3,7 @@ import {
   type ClientCapabilities,
   type CreateMessageResult,
   type ElicitResult,
+  type FetchLike,
   type ListRootsResult,
   type McpSubscription,
   type PriorDiscovery,
@@ -49,6 +50,8 @@ export interface CreateConnectionOptions extends ConnectionOptions {
   readonly backoff?: BackoffOptions;
   /** Grace period between SIGTERM and SIGKILL of a stdio process group. Default 2 s. */
   readonly killGraceMs?: number;
+  /** The `fetch` HTTP and SSE transports use (tracing, custom TLS). Default: the global `fetch`. */
+  readonly fetch?: FetchLike;
 }
 
 /** Opens one managed connection to `spec` and starts connecting at once. */
@@ -406,10 +409,10 @@ export class ManagedUpstreamConnection implements UpstreamConnection {
       });
     }
     const url = new URL(spec.url);
-    const requestInit = { headers: { ...spec.headers } };
+    const httpOptions = { requestInit: { headers: { ...spec.headers } }, fetch: this.options.fetch };
     return spec.transport === 'sse'
-      ? new SSEClientTransport(url, { requestInit })
-      : new StreamableHTTPClientTransport(url, { requestInit });
+      ? new SSEClientTransport(url, httpOptions)
+      : new StreamableHTTPClientTransport(url, httpOptions);
   }
 
   // ---- 2026-era change notifications --------------------------------------------------------------

@@ -1,3 +1,4 @@
+import type { FetchLike } from '@modelcontextprotocol/client';
 import type { UpstreamSpec } from '@portcullis/config';
 import { PortcullisError, type RpcParams } from '@portcullis/core';
 import type { Logger } from 'pino';
@@ -15,6 +16,7 @@ export interface UpstreamPoolOptions {
   readonly clientInfo?: { readonly name: string; readonly version: string };
   readonly backoff?: BackoffOptions;
   readonly killGraceMs?: number;
+  readonly fetch?: FetchLike;
 }
 
 /** What changed in the set of upstreams, so that the gateway can invalidate merged catalogs. */
@@ -176,6 +178,7 @@ export class UpstreamPool {
       clientInfo: this.options.clientInfo,
       backoff: this.options.backoff,
       killGraceMs: this.options.killGraceMs,
+      fetch: this.options.fetch,
       logger: this.options.logger.child({ upstream: spec.name }),
     };
   }
