@@ -108,6 +108,14 @@ function buildServer({ era }) {
     return text('confirmed');
   });
 
+  server.registerTool('ask', {}, async (ctx) => {
+    const answer = await ctx.mcpReq.elicitInput({
+      message: 'Your name?',
+      requestedSchema: { type: 'object', properties: { name: { type: 'string' } }, required: ['name'] },
+    });
+    return text(answer);
+  });
+
   server.registerTool('add-tool', { inputSchema: z.object({ name: z.string() }) }, async ({ name }) => {
     if (httpNotifier) httpNotifier.toolsChanged();
     else server.registerTool(name, {}, async () => text(name));
