@@ -8,6 +8,7 @@ import type { Config } from '@portcullis/config';
 import { anonymousIdentity, describeError, RpcCode } from '@portcullis/core';
 import type { AgentSession, Gateway } from '@portcullis/gateway';
 import type { Logger } from 'pino';
+import { BoundedEventStore } from './event-store.js';
 import { isAllowedHost, isAllowedOrigin } from './guards.js';
 
 export interface HttpFrontOptions {
@@ -91,6 +92,7 @@ export async function serveGatewayOverHttp(gateway: Gateway, options: HttpFrontO
       });
       const transport = new NodeStreamableHTTPServerTransport({
         sessionIdGenerator: () => id,
+        eventStore: new BoundedEventStore(),
         onsessioninitialized: () => {
           legacySessions.set(id, { transport, session });
         },
