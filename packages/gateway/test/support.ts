@@ -1,0 +1,64 @@
+import { Client } from '@modelcontextprotocol/client';
+import { InMemoryTransport } from '@modelcontextprotocol/server';
+import { type Config, parseConfig, upstreamSpecs } from '@portcullis/config';
+import { type FixtureHttpServer, startFixtureHttp } from '@portcullis/fixture-server';
+import { StaticUpstreamRegistry, UpstreamPool } from '@portcullis/upstream';
+import { type Logger, pino } from 'pino';
+import type { Gateway } from '../src/index.js';
+
+export const silentLogger: Logger = pino({ level: 'silent' });
+
+export function startFixture(name: string): Promise<FixtureHttpServer> {
+  return startFixtureHttp({ host: '127.0.0.1', port: 0, name, watchedIntervalMs: 0 });
+}
+
+export interface UpstreamDef {
+  readonly name: string;
+  readonly url: string;
+  readonly prefix?: false | string;
+}
+
+/** A config (validated by the real parser) whose upstreams are the given Streamable HTTP servers. */
+export function configFor(upstreams: readonly UpstreamDef[], gateway: Record<string, unknown> = {}): Config {
+  const doc = {
+    gateway,
+    upstreams: Object.fromEntries(
+      upstreams.map((upstream) => [
+        upstream.name,
+        {
+          transport: 'streamable-http',
+          url: upstream.url,
+          healthCheckIntervalMs: 0,
+          requestTimeoutMs: 10_000,
+          ...(upstream.prefix === undefined ? {} : { prefix: upstream.prefix }),
+        },
+      ]),
+    ),
+  };
+  return parseConfig(JSON.stringify(doc), 'test-config.json');
+}
+
+/** A started pool over the config's upstreams, with every primary connected. */
+export async function connectedPool(config: Config): Promise<UpstreamPool> {
+  const pool = new UpstreamPool(new StaticUpstreamRegistry(upstreamSpecs(config)), { logger: silentLogger });
+  pool.start();
+  await Promise.all(pool.names().map((name) => pool.primary(name).ready()));
+  return pool;
+}
+
+/** A 2025-era session of the gateway with a real SDK client connected to it in memory. */
+export async function connectClient(gateway: Gateway): Promise<Client> {
+  const session = gateway.createSession({ era: 'legacy', frontTransport: 'stdio' });
+  const [clientSide, serverSide] = InMemoryTransport.createLinkedPair();
+  await session.server.connect(serverSide);
+  const client = new Client({ name: 'gateway-test-agent', version: '1.0.0' });
+  await client.connect(clientSide);
+  return client;
+}
+
+export function textOf(result: unknown): string {
+  const content = typeof result === 'object' && result !== null && 'content' in result ? result.content : undefined;
+  const block: unknown = Array.isArray(content) ? content[0] : undefined;
+  if (typeof block === 'object' && block !== null && 'text' in block && typeof block.text === 'string') return block.text;
+  throw new Error(`no text block in ${JSON.stringify(result)}`);
+}
