@@ -71,6 +71,18 @@ const rawResult: StandardSchemaV1<unknown, RpcResult> = {
   },
 };
 
+/**
+ * The SDK dispatches notifications (progress included) on a microtask but settles responses
+ * synchronously, so a progress notification that arrives in the same read as its request's
+ * response would find its handler already removed and be lost. Settling responses one macrotask
+ * later lets every notification that preceded a response on the wire be delivered first.
+ */
+class OrderedClient extends Client {
+  protected override _onresponse(response: Parameters<Client['_onresponse']>[0]): void {
+    setImmediate(() => super._onresponse(response));
+  }
+}
+
 /** A connection that stayed up at least this long resets the backoff. */
 const STABLE_CONNECTION_MS = 10_000;
 /** Upper bound on the `server/discover` probe: a stdio server silent this long is treated as legacy. */
@@ -299,7 +311,7 @@ export class ManagedUpstreamConnection implements UpstreamConnection {
   }
 
   private async connectOnce(): Promise<{ session: LiveSession; disconnected: Promise<string> }> {
-    const client = new Client(this.options.clientInfo ?? { name: 'portcullis', version: '0.1.0' }, {
+    const client = new OrderedClient(this.options.clientInfo ?? { name: 'portcullis', version: '0.1.0' }, {
       capabilities: (this.options.capabilities ?? {}) as ClientCapabilities,
       versionNegotiation: this.versionNegotiation(),
       // Never fulfil `input_required` here: the agent behind the gateway answers it.

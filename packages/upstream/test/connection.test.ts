@@ -3,8 +3,8 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createUpstreamConnection, EraVerdictCache, type UpstreamConnection } from '../src/index.js';
 import {
   captureLogger,
-  eventually,
   EVERYTHING_SCRIPT,
+  eventually,
   type HttpPeer,
   httpSpec,
   probeCountingFetch,
@@ -262,7 +262,7 @@ describe('failure', () => {
     );
     await expect(connection.ready()).rejects.toMatchObject({ code: 'upstream.unavailable' });
     const missing = track(
-      createUpstreamConnection({ ...stdioSpec('missing'), command: '/nonexistent/binary' }, { logger: silentLogger }),
+      createUpstreamConnection(stdioSpec('missing', [], { command: '/nonexistent/binary' }), { logger: silentLogger }),
     );
     await expect(missing.ready()).rejects.toThrow(/upstream "missing" is unavailable/);
   });

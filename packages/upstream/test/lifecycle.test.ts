@@ -1,7 +1,15 @@
 import type { RpcParams, RpcResult } from '@portcullis/core';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createUpstreamConnection, type UpstreamConnection, type UpstreamStatus } from '../src/index.js';
-import { isAlive, SERVER_SCRIPT, silentLogger, stdioSpec, waitFor } from './support/peers.js';
+import {
+  httpSpec,
+  isAlive,
+  SERVER_SCRIPT,
+  silentLogger,
+  startTestHttpServer,
+  stdioSpec,
+  waitFor,
+} from './support/peers.js';
 
 const open: UpstreamConnection[] = [];
 function track(connection: UpstreamConnection): UpstreamConnection {
@@ -134,4 +142,32 @@ describe('server-to-client requests', () => {
     expect(seen[0]?.method).toBe('elicitation/create');
     expect(seen[0]?.params.message).toBe('Your name?');
   });
+});
+
+describe('health checks', () => {
+  for (const era of ['legacy', 'modern'] as const) {
+    it(`notice an HTTP upstream that went away (${era} era) and reconnect when it is back`, async () => {
+      const peer = await startTestHttpServer();
+      try {
+        const connection = track(
+          createUpstreamConnection(
+            httpSpec('remote', peer.url, 'streamable-http', { era, healthCheckIntervalMs: 100 }),
+            {
+              logger: silentLogger,
+              backoff: { initialMs: 50, maxMs: 200 },
+            },
+          ),
+        );
+        await connection.ready();
+        expect(connection.era).toBe(era);
+        await peer.close();
+        await waitFor(() => connection.status !== 'connected', 5_000, 'the health check to fail');
+        await expect(callTool(connection, 'echo', { text: 'x' })).rejects.toMatchObject({
+          code: 'upstream.unavailable',
+        });
+      } finally {
+        await peer.close();
+      }
+    });
+  }
 });

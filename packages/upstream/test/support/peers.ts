@@ -21,7 +21,7 @@ type Common = Pick<UpstreamSpec, 'era' | 'requestTimeoutMs' | 'healthCheckInterv
 export function stdioSpec(
   name: string,
   args: readonly string[] = [SERVER_SCRIPT, 'stdio'],
-  overrides: Partial<Common> = {},
+  overrides: Partial<Common> & { readonly command?: string } = {},
 ): UpstreamSpec {
   return {
     transport: 'stdio',
@@ -149,7 +149,8 @@ export async function startTestHttpServer(): Promise<HttpPeer> {
   return {
     url: `${base}/mcp`,
     process: child,
-    stats: async () => (await (await fetch(`${base}/stats`)).json()) as { aborted: number; methods: Record<string, number> },
+    stats: async () =>
+      (await (await fetch(`${base}/stats`)).json()) as { aborted: number; methods: Record<string, number> },
     close: () => killAndWait(child),
   };
 }
@@ -161,7 +162,9 @@ export function freePort(): Promise<number> {
     server.once('error', reject);
     server.listen(0, '127.0.0.1', () => {
       const address = server.address();
-      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
+      server.close(() =>
+        typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port')),
+      );
     });
   });
 }

@@ -50,7 +50,8 @@ function buildServer({ era }) {
   const subscribed = new Set();
   const notifyCounterChanged = async () => {
     if (httpNotifier) httpNotifier.resourceUpdated(COUNTER_URI);
-    else if (era === 'modern' || subscribed.has(COUNTER_URI)) await server.server.sendResourceUpdated({ uri: COUNTER_URI });
+    else if (era === 'modern' || subscribed.has(COUNTER_URI))
+      await server.server.sendResourceUpdated({ uri: COUNTER_URI });
   };
 
   server.registerTool('echo', { inputSchema: z.object({ text: z.string() }) }, async ({ text: value }) => text(value));
