@@ -44,6 +44,8 @@ export interface RouteTarget {
 export interface AgentChannel {
   /** Capabilities the agent declared (initialize in the 2025 era, the request envelope in 2026). */
   readonly capabilities: Readonly<Record<string, unknown>>;
+  /** The log level a 2026-era agent asked for in this request's envelope (absent: no logs). */
+  readonly logLevel: string | undefined;
   /** Sends a notification related to this request (progress, logging). */
   notify(method: string, params: RpcParams): Promise<void>;
   /** Sends a server-to-client request (sampling, elicitation, roots) related to this request. */
@@ -89,7 +91,10 @@ export type Pipeline = (ctx: RequestContext) => Promise<RpcResult>;
  * Composes stages in `STAGE_ORDER` around the terminal `forward` handler. Slots may hold several
  * stages (kept in the order given); an empty slot passes through.
  */
-export function composePipeline(stages: readonly Stage[], forward: (ctx: RequestContext) => Promise<RpcResult>): Pipeline {
+export function composePipeline(
+  stages: readonly Stage[],
+  forward: (ctx: RequestContext) => Promise<RpcResult>,
+): Pipeline {
   const ordered = STAGE_ORDER.flatMap((slot) => stages.filter((stage) => stage.name === slot));
   return (ctx) => {
     const run = (index: number): Promise<RpcResult> => {

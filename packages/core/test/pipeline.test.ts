@@ -7,8 +7,8 @@ import {
   type RequestContext,
   RpcCode,
   type RpcResult,
-  type Stage,
   STAGE_ORDER,
+  type Stage,
   type StageName,
 } from '../src/index.js';
 
@@ -30,6 +30,7 @@ function makeContext(overrides: Partial<RequestContext> = {}): RequestContext {
     signal: new AbortController().signal,
     agent: {
       capabilities: {},
+      logLevel: undefined,
       notify: async () => undefined,
       request: async () => ({}),
     },
@@ -87,7 +88,15 @@ describe('composePipeline', () => {
       },
     );
     await pipeline(makeContext());
-    expect(trace).toEqual(['>identify', '>authorize-2', '>authorize-1', 'FORWARD', '<authorize-1', '<authorize-2', '<identify']);
+    expect(trace).toEqual([
+      '>identify',
+      '>authorize-2',
+      '>authorize-1',
+      'FORWARD',
+      '<authorize-1',
+      '<authorize-2',
+      '<identify',
+    ]);
   });
 
   it('lets a stage answer without calling next (a denial), so later stages and forward never run', async () => {
@@ -100,10 +109,13 @@ describe('composePipeline', () => {
         throw new JsonRpcError(RpcCode.InvalidParams, 'denied by policy');
       },
     };
-    const pipeline = composePipeline([tracingStage('record', trace), deny, tracingStage('transform', trace)], async () => {
-      forwarded = true;
-      return {};
-    });
+    const pipeline = composePipeline(
+      [tracingStage('record', trace), deny, tracingStage('transform', trace)],
+      async () => {
+        forwarded = true;
+        return {};
+      },
+    );
     const ctx = makeContext();
     ctx.beforeForward.push(async () => {
       hookRan = true;
@@ -135,7 +147,10 @@ describe('composePipeline', () => {
         }
       },
     };
-    const transform: Stage = { name: 'transform', handle: async (_ctx, next) => ({ ...(await next()), transformed: true }) };
+    const transform: Stage = {
+      name: 'transform',
+      handle: async (_ctx, next) => ({ ...(await next()), transformed: true }),
+    };
     const pipeline = composePipeline([transform, record], async () => ({ raw: 1 }));
     await pipeline(makeContext());
     expect(seen).toEqual([{ raw: 1, transformed: true }]);

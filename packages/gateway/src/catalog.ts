@@ -1,3 +1,4 @@
+import { UriTemplate } from '@modelcontextprotocol/server';
 import type { UpstreamSpec } from '@portcullis/config';
 import {
   canonicalName,
@@ -11,7 +12,6 @@ import {
 } from '@portcullis/core';
 import type { UpstreamConnection } from '@portcullis/upstream';
 import type { Logger } from 'pino';
-import { UriTemplate } from '@modelcontextprotocol/server';
 import { rewriteListedUris } from './uris.js';
 
 /** The four lists an upstream can expose, by the key each list result carries them under. */
@@ -126,14 +126,16 @@ export class Catalog {
     if (unprefixed.length === 0) return undefined;
     const resources = await this.mergedList('resources');
     const listed = resources.byName.get(uri);
-    if (listed && unprefixed.some((spec) => spec.name === listed.upstream)) return { upstream: listed.upstream, original: uri };
+    if (listed && unprefixed.some((spec) => spec.name === listed.upstream))
+      return { upstream: listed.upstream, original: uri };
     const templates = await this.list('resourceTemplates');
     for (const template of templates) {
       if (!unprefixed.some((spec) => spec.name === template.upstream)) continue;
       if (matchesTemplate(template.original, uri)) return { upstream: template.upstream, original: uri };
     }
     const servingResources = unprefixed.filter((spec) => this.source.primary(spec.name)?.serverCapabilities?.resources);
-    if (servingResources.length === 1 && servingResources[0]) return { upstream: servingResources[0].name, original: uri };
+    if (servingResources.length === 1 && servingResources[0])
+      return { upstream: servingResources[0].name, original: uri };
     return undefined;
   }
 
@@ -218,9 +220,14 @@ function mergeLists(
     for (const raw of upstreamItems) {
       const original = nameKind ? raw.name : kind === 'resources' ? raw.uri : raw.uriTemplate;
       if (typeof original !== 'string') continue;
-      const exposed = nameKind ? namespacedName(spec.namePrefix, original, naming) : namespacedUri(spec.namePrefix, original);
+      const exposed = nameKind
+        ? namespacedName(spec.namePrefix, original, naming)
+        : namespacedUri(spec.namePrefix, original);
       if (kind === 'tools' && !isValidToolName(exposed)) {
-        logger.warn({ upstream: spec.name, tool: original, exposed }, 'tool hidden: its namespaced name is not a valid tool name');
+        logger.warn(
+          { upstream: spec.name, tool: original, exposed },
+          'tool hidden: its namespaced name is not a valid tool name',
+        );
         continue;
       }
       const key = nameKind ? canonicalName(exposed) : exposed;
@@ -232,9 +239,7 @@ function mergeLists(
         );
         continue;
       }
-      const item = nameKind
-        ? { ...raw, name: exposed }
-        : rewriteListedUris(raw, spec.namePrefix);
+      const item = nameKind ? { ...raw, name: exposed } : rewriteListedUris(raw, spec.namePrefix);
       const entry: CatalogItem = { upstream: spec.name, original, exposed, item };
       items.push(entry);
       byName.set(key, entry);

@@ -29,9 +29,13 @@ export class CursorCodec {
       throw new JsonRpcError(RpcCode.InvalidParams, 'Invalid cursor');
     }
     const [cursorList, cursorVersion, offset] = decoded as [unknown, unknown, unknown];
-    if (cursorList !== list) throw new JsonRpcError(RpcCode.InvalidParams, `Invalid cursor: it belongs to ${String(cursorList)}`);
+    if (cursorList !== list)
+      throw new JsonRpcError(RpcCode.InvalidParams, `Invalid cursor: it belongs to ${String(cursorList)}`);
     if (cursorVersion !== version) {
-      throw new JsonRpcError(RpcCode.InvalidParams, 'Stale cursor: the list has changed since it was issued; list again from the start');
+      throw new JsonRpcError(
+        RpcCode.InvalidParams,
+        'Stale cursor: the list has changed since it was issued; list again from the start',
+      );
     }
     if (typeof offset !== 'number' || !Number.isInteger(offset) || offset < 0) {
       throw new JsonRpcError(RpcCode.InvalidParams, 'Invalid cursor');

@@ -1,3 +1,4 @@
+import { CLIENT_CAPABILITIES_META_KEY, LOG_LEVEL_META_KEY } from '@modelcontextprotocol/server';
 import {
   JsonRpcError,
   type RequestContext,
@@ -39,7 +40,11 @@ export interface ForwardDeps {
 }
 
 /** Resolves where a request goes before the pipeline runs; `undefined` when nothing matches. */
-export async function resolveTarget(method: string, params: RpcParams, catalog: Catalog): Promise<RouteTarget | undefined> {
+export async function resolveTarget(
+  method: string,
+  params: RpcParams,
+  catalog: Catalog,
+): Promise<RouteTarget | undefined> {
   switch (method) {
     case 'tools/call':
     case 'prompts/get': {
@@ -104,9 +109,27 @@ function withoutHopMeta(result: RpcResult): RpcResult {
   return meta ? { ...rest, _meta: meta } : rest;
 }
 
-function upstreamParams(params: RpcParams, overrides: RpcParams): RpcParams {
-  const { _meta, ...rest } = params;
-  const meta = forwardableMeta(_meta);
+/** Client capabilities an upstream may see: only those whose requests the gateway relays back to the agent. */
+const RELAYED_CLIENT_CAPABILITIES = ['sampling', 'elicitation', 'roots'] as const;
+
+export function relayableCapabilities(declared: Readonly<Record<string, unknown>>): Record<string, unknown> {
+  const relayed: Record<string, unknown> = {};
+  for (const key of RELAYED_CLIENT_CAPABILITIES) if (declared[key]) relayed[key] = declared[key];
+  return relayed;
+}
+
+/**
+ * Params as the upstream receives them. Towards a 2026-era upstream the request's envelope carries
+ * this agent's own capabilities (what the upstream may ask of it through `input_required`) and its
+ * requested log level; the SDK lets these per-request keys take precedence over the connection's.
+ */
+function upstreamParams(ctx: RequestContext, connection: UpstreamConnection, overrides: RpcParams): RpcParams {
+  const { _meta, ...rest } = ctx.params;
+  let meta = forwardableMeta(_meta);
+  if (connection.era === 'modern') {
+    meta = { ...meta, [CLIENT_CAPABILITIES_META_KEY]: relayableCapabilities(ctx.agent.capabilities) };
+    if (ctx.agent.logLevel !== undefined) meta[LOG_LEVEL_META_KEY] = ctx.agent.logLevel;
+  }
   return meta ? { ...rest, ...overrides, _meta: meta } : { ...rest, ...overrides };
 }
 
@@ -119,7 +142,9 @@ function unknownTarget(method: string, params: RpcParams): JsonRpcError {
     case 'completion/complete':
       return new JsonRpcError(RpcCode.InvalidParams, 'Unknown completion reference');
     default:
-      return new JsonRpcError(RpcCode.ResourceNotFound, `Resource not found: ${String(params.uri)}`, { uri: params.uri });
+      return new JsonRpcError(RpcCode.ResourceNotFound, `Resource not found: ${String(params.uri)}`, {
+        uri: params.uri,
+      });
   }
 }
 
@@ -152,19 +177,34 @@ export function createForward(deps: ForwardDeps, session: ForwardSession): (ctx:
   };
 }
 
-async function routed(deps: ForwardDeps, session: ForwardSession, ctx: RequestContext, target: RouteTarget): Promise<RpcResult> {
+async function routed(
+  deps: ForwardDeps,
+  session: ForwardSession,
+  ctx: RequestContext,
+  target: RouteTarget,
+): Promise<RpcResult> {
   const connection = session.connection(target.upstream);
-  const params = upstreamParams(ctx.params, originalNameParams(ctx, target));
+  await connection.ready();
+  const params = upstreamParams(ctx, connection, originalNameParams(ctx, target));
   const progressToken = isRecord(ctx.params._meta) ? ctx.params._meta.progressToken : undefined;
+  // Progress relayed while the call runs; the result waits for it so that it never overtakes the
+  // last notification (agents drop progress that arrives after the response).
+  const relayed: Promise<unknown>[] = [];
   const onProgress =
     typeof progressToken === 'string' || typeof progressToken === 'number'
       ? (progress: { progress: number; total?: number; message?: string }) => {
-          void ctx.agent.notify('notifications/progress', { ...progress, progressToken });
+          relayed.push(
+            ctx.agent.notify('notifications/progress', { ...progress, progressToken }).catch(() => undefined),
+          );
         }
       : undefined;
   const untrack = session.track(connection, ctx);
   try {
-    const result = await connection.request(ctx.method, params, { signal: ctx.signal, ...(onProgress ? { onProgress } : {}) });
+    const result = await connection.request(ctx.method, params, {
+      signal: ctx.signal,
+      ...(onProgress ? { onProgress } : {}),
+    });
+    await Promise.all(relayed);
     return rewriteResultUris(ctx.method, withoutHopMeta(result), deps.prefixOf(target.upstream));
   } finally {
     untrack();

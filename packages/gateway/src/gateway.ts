@@ -8,8 +8,8 @@ import {
   type RouteTarget,
   type RpcParams,
   type RpcResult,
-  type Stage,
   STAGE_ORDER,
+  type Stage,
 } from '@portcullis/core';
 import type { UpstreamConnection } from '@portcullis/upstream';
 import type { Logger } from 'pino';
@@ -55,7 +55,10 @@ export class Gateway implements GatewayInternals {
   readonly forwardDeps: ForwardDeps;
   private readonly config: Config;
   private readonly sessions = new Set<AgentSession>();
-  private readonly composed: (ctx: RequestContext, forward: (ctx: RequestContext) => Promise<RpcResult>) => Promise<RpcResult>;
+  private readonly composed: (
+    ctx: RequestContext,
+    forward: (ctx: RequestContext) => Promise<RpcResult>,
+  ) => Promise<RpcResult>;
   private readonly eventListeners = new Set<Partial<GatewayEvents>>();
   private readonly watched = new WeakSet<UpstreamConnection>();
   private readonly subscriptionCounts = new Map<string, number>();
@@ -234,7 +237,12 @@ export class Gateway implements GatewayInternals {
     }
   }
 
-  private onPrimaryNotification(upstream: string, connection: UpstreamConnection, method: string, params: RpcParams): void {
+  private onPrimaryNotification(
+    upstream: string,
+    connection: UpstreamConnection,
+    method: string,
+    params: RpcParams,
+  ): void {
     if (method.endsWith('/list_changed') || method === 'notifications/resources/updated') {
       this.onUpstreamNotification(upstream, method, params);
       return;
@@ -271,5 +279,7 @@ export class Gateway implements GatewayInternals {
 }
 
 function hasSubscribe(resources: unknown): boolean {
-  return typeof resources === 'object' && resources !== null && (resources as { subscribe?: unknown }).subscribe === true;
+  return (
+    typeof resources === 'object' && resources !== null && (resources as { subscribe?: unknown }).subscribe === true
+  );
 }

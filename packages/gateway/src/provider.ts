@@ -31,7 +31,11 @@ export interface PoolLike {
 /** Presents an upstream pool as the gateway's provider: disabled upstreams are left out. */
 export function providerFromPool(pool: PoolLike): UpstreamProvider {
   return {
-    specs: () => pool.names().map((name) => pool.spec(name)).filter((spec) => !spec.disabled),
+    specs: () =>
+      pool
+        .names()
+        .map((name) => pool.spec(name))
+        .filter((spec) => !spec.disabled),
     primary: (name) => {
       if (!pool.names().includes(name) || pool.spec(name).disabled) return undefined;
       return pool.primary(name);

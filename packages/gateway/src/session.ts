@@ -1,6 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import {
+  CLIENT_CAPABILITIES_META_KEY,
   type HandlerResultTypeMap,
+  LOG_LEVEL_META_KEY,
   type RequestMethod,
   Server,
   type ServerCapabilities,
@@ -23,7 +25,7 @@ import {
 } from '@portcullis/core';
 import type { UpstreamConnection } from '@portcullis/upstream';
 import { toWireError } from './errors.js';
-import { createForward, type ForwardSession, resolveTarget } from './forward.js';
+import { createForward, type ForwardSession, relayableCapabilities, resolveTarget } from './forward.js';
 import type { GatewayInternals } from './internals.js';
 import { rewriteOutboundParams } from './uris.js';
 
@@ -40,9 +42,6 @@ export interface SessionInit {
    */
   readonly upstreamSessionKey?: string;
 }
-
-/** Client capabilities an upstream may see: only the ones the gateway can relay back to the agent. */
-const RELAYED_CLIENT_CAPABILITIES = ['sampling', 'elicitation', 'roots'] as const;
 
 interface ActiveCall {
   readonly ctx: RequestContext;
@@ -67,6 +66,8 @@ export class AgentSession {
   private readonly abort = new AbortController();
   private closed = false;
   private info: SessionInfo | undefined;
+  /** 2026-era agents declare capabilities per request; the latest declaration seen. */
+  private modernCapabilities: Record<string, unknown> | undefined;
 
   constructor(
     private readonly gateway: GatewayInternals,
@@ -160,11 +161,19 @@ export class AgentSession {
   }
 
   private agentChannel(sdkContext: ServerContext): AgentChannel {
-    const capabilities = (this.server.getClientCapabilities() ?? {}) as Record<string, unknown>;
+    // The SDK types the envelope as an empty object; its keys are the reserved `io.modelcontextprotocol/*` names.
+    const envelope = sdkContext.mcpReq.envelope as Readonly<Record<string, unknown>> | undefined;
+    const declared =
+      this.era === 'modern' ? envelope?.[CLIENT_CAPABILITIES_META_KEY] : this.server.getClientCapabilities();
+    const capabilities = (declared ?? {}) as Record<string, unknown>;
+    if (this.era === 'modern' && declared) this.modernCapabilities = capabilities;
+    const logLevel = envelope?.[LOG_LEVEL_META_KEY];
     return {
       capabilities,
+      logLevel: typeof logLevel === 'string' ? logLevel : undefined,
       notify: (method, params) => sdkContext.mcpReq.notify({ method, params }),
-      request: (method, params, options) => sendToAgent(method, params, (request) => sdkContext.mcpReq.send(request, options)),
+      request: (method, params, options) =>
+        sendToAgent(method, params, (request) => sdkContext.mcpReq.send(request, options)),
     };
   }
 
@@ -196,7 +205,8 @@ export class AgentSession {
   private connection(upstream: string): UpstreamConnection {
     const connection = this.gateway.provider.acquire(upstream, this.upstreamSessionKey, {
       capabilities: this.relayedCapabilities(),
-      onServerRequest: (method, params, options) => this.relayServerRequest(upstream, connection, method, params, options),
+      onServerRequest: (method, params, options) =>
+        this.relayServerRequest(upstream, connection, method, params, options),
     });
     if (connection !== this.gateway.provider.primary(upstream) && !this.dedicated.has(connection)) {
       this.dedicated.add(connection);
@@ -206,10 +216,8 @@ export class AgentSession {
   }
 
   private relayedCapabilities(): Record<string, unknown> {
-    const declared = (this.server.getClientCapabilities() ?? {}) as Record<string, unknown>;
-    const relayed: Record<string, unknown> = {};
-    for (const key of RELAYED_CLIENT_CAPABILITIES) if (declared[key]) relayed[key] = declared[key];
-    return relayed;
+    const declared = this.era === 'modern' ? this.modernCapabilities : this.server.getClientCapabilities();
+    return relayableCapabilities((declared ?? {}) as Record<string, unknown>);
   }
 
   /** A request an upstream sends towards the agent: related to the call that caused it when there is one. */
@@ -246,7 +254,12 @@ export class AgentSession {
     return true;
   }
 
-  private onDedicatedNotification(upstream: string, connection: UpstreamConnection, method: string, params: RpcParams): void {
+  private onDedicatedNotification(
+    upstream: string,
+    connection: UpstreamConnection,
+    method: string,
+    params: RpcParams,
+  ): void {
     if (method.endsWith('/list_changed') || method === 'notifications/resources/updated') {
       this.gateway.onUpstreamNotification(upstream, method, params);
       return;
@@ -274,7 +287,8 @@ export class AgentSession {
     this.closed = true;
     this.abort.abort(new Error('agent session closed'));
     this.gateway.sessionClosed(this);
-    for (const target of this.subscriptions.values()) await this.gateway.subscriptions.remove(target).catch(() => undefined);
+    for (const target of this.subscriptions.values())
+      await this.gateway.subscriptions.remove(target).catch(() => undefined);
     this.subscriptions.clear();
     if (this.upstreamSessionKey === this.id) await this.gateway.provider.releaseSession(this.id);
     await this.server.close().catch(() => undefined);

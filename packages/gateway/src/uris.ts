@@ -41,7 +41,9 @@ function rewriteContent(content: Json, prefix: string): Json {
 function rewriteMessages(messages: Json, prefix: string): Json {
   if (!Array.isArray(messages)) return messages;
   return messages.map((message) =>
-    isObject(message) && 'content' in message ? { ...message, content: rewriteContent(message.content, prefix) } : message,
+    isObject(message) && 'content' in message
+      ? { ...message, content: rewriteContent(message.content, prefix) }
+      : message,
   );
 }
 
@@ -56,7 +58,9 @@ export function rewriteResultUris(method: string, result: RpcResult, prefix: str
         ? {
             ...result,
             contents: result.contents.map((entry: Json) =>
-              isObject(entry) && typeof entry.uri === 'string' ? { ...entry, uri: namespacedUri(prefix, entry.uri) } : entry,
+              isObject(entry) && typeof entry.uri === 'string'
+                ? { ...entry, uri: namespacedUri(prefix, entry.uri) }
+                : entry,
             ),
           }
         : result;
