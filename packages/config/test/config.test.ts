@@ -98,14 +98,24 @@ describe('parseConfig errors', () => {
 
   // BUG (load.ts): same cause as above — a duplicate key is reported without its line.
   it.fails('reports the line of a duplicate key', () => {
-    const error = configError(['upstreams:', '  fs:', '    transport: stdio', '    transport: stdio', '    command: node'].join('\n'));
+    const error = configError(
+      ['upstreams:', '  fs:', '    transport: stdio', '    transport: stdio', '    command: node'].join('\n'),
+    );
     expect(error.issues[0]?.line).toBe(4);
     expect(error.message).toContain(`${FILE}:4:`);
   });
 
   it('names an unknown key with its path and line', () => {
     const error = configError(
-      ['server:', '  port: 8080', 'upstreams:', '  fs:', '    transport: stdio', '    command: node', '    comand: typo'].join('\n'),
+      [
+        'server:',
+        '  port: 8080',
+        'upstreams:',
+        '  fs:',
+        '    transport: stdio',
+        '    command: node',
+        '    comand: typo',
+      ].join('\n'),
     );
     expect(error.issues).toHaveLength(1);
     expect(error.issues[0]).toMatchObject({ path: 'upstreams.fs', reason: 'unknown key "comand"' });
@@ -118,7 +128,15 @@ describe('parseConfig errors', () => {
   // typo on line 7 is reported on line 5. Fix: for that issue code, locate `[...path, key]` (the pair's key node).
   it.fails('points an unknown key at its own line', () => {
     const error = configError(
-      ['server:', '  port: 8080', 'upstreams:', '  fs:', '    transport: stdio', '    command: node', '    comand: typo'].join('\n'),
+      [
+        'server:',
+        '  port: 8080',
+        'upstreams:',
+        '  fs:',
+        '    transport: stdio',
+        '    command: node',
+        '    comand: typo',
+      ].join('\n'),
     );
     expect(error.issues[0]?.line).toBe(7);
   });
@@ -149,7 +167,9 @@ describe('parseConfig errors', () => {
   });
 
   it('names a bad URL', () => {
-    const error = configError(['upstreams:', '  remote:', '    transport: streamable-http', '    url: not a url'].join('\n'));
+    const error = configError(
+      ['upstreams:', '  remote:', '    transport: streamable-http', '    url: not a url'].join('\n'),
+    );
     expect(error.issues[0]).toMatchObject({ path: 'upstreams.remote.url', line: 4 });
     expect(error.message).toContain(`${FILE}:4:`);
   });
@@ -158,20 +178,30 @@ describe('parseConfig errors', () => {
     const error = configError(['upstreams:', '  fs:', '    transport: stdio', '    args: [a]'].join('\n'));
     // A missing key is reported at the map that should hold it.
     expect(error.issues[0]).toMatchObject({ path: 'upstreams.fs.command', line: 3, column: 5 });
-    expect(error.message).toBe(`${FILE}:3:5 at upstreams.fs.command: Invalid input: expected string, received undefined`);
+    expect(error.message).toBe(
+      `${FILE}:3:5 at upstreams.fs.command: Invalid input: expected string, received undefined`,
+    );
   });
 
   it('rejects a bad prefix and a bad separator', () => {
     const error = configError(
-      ['gateway:', '  separator: "/"', 'upstreams:', '  fs:', '    transport: stdio', '    command: node', '    prefix: Bad'].join(
-        '\n',
-      ),
+      [
+        'gateway:',
+        '  separator: "/"',
+        'upstreams:',
+        '  fs:',
+        '    transport: stdio',
+        '    command: node',
+        '    prefix: Bad',
+      ].join('\n'),
     );
     expect(error.issues.map((issue) => issue.path).sort()).toEqual(['gateway.separator', 'upstreams.fs.prefix']);
   });
 
   it('reports the array index in the path', () => {
-    const error = configError(['upstreams:', '  fs:', '    transport: stdio', '    command: node', '    args: [ok, 3]'].join('\n'));
+    const error = configError(
+      ['upstreams:', '  fs:', '    transport: stdio', '    command: node', '    args: [ok, 3]'].join('\n'),
+    );
     expect(error.issues[0]?.path).toBe('upstreams.fs.args[1]');
     expect(error.issues[0]?.line).toBe(5);
   });

@@ -77,7 +77,9 @@ describe('GatewayStdioTransport framing', () => {
 
   it('decodes a multi-byte character split between chunks', async () => {
     const h = await start();
-    const bytes = Buffer.from(`${JSON.stringify({ jsonrpc: '2.0', method: 'notifications/message', params: { text: 'café ☃' } })}\n`);
+    const bytes = Buffer.from(
+      `${JSON.stringify({ jsonrpc: '2.0', method: 'notifications/message', params: { text: 'café ☃' } })}\n`,
+    );
     const cut = bytes.indexOf(Buffer.from('☃')) + 1;
     h.input.write(bytes.subarray(0, cut));
     h.input.write(bytes.subarray(cut));

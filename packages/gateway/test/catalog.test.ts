@@ -22,7 +22,11 @@ beforeAll(async () => {
   ]);
   pool = await connectedPool(config);
   const specs = pool.names().map((name) => pool.spec(name));
-  catalog = new Catalog({ specs: () => specs, primary: (name) => pool.primary(name) }, { separator: '__' }, silentLogger);
+  catalog = new Catalog(
+    { specs: () => specs, primary: (name) => pool.primary(name) },
+    { separator: '__' },
+    silentLogger,
+  );
   const listed = await pool.primary('a').request('tools/list', {});
   fixtureTools = (listed.tools as Array<{ name: string }>).map((tool) => tool.name);
 });
@@ -79,8 +83,14 @@ describe('Catalog over real upstreams', () => {
 
   it('resolves prefixed URIs, listed unprefixed URIs and unprefixed template matches', async () => {
     expect(await catalog.resolveUri('a+test://static-text')).toEqual({ upstream: 'a', original: 'test://static-text' });
-    expect(await catalog.resolveUri('b+test://template/42/data')).toEqual({ upstream: 'b', original: 'test://template/42/data' });
-    expect(await catalog.resolveUri('test://static-text')).toEqual({ upstream: 'plain-one', original: 'test://static-text' });
+    expect(await catalog.resolveUri('b+test://template/42/data')).toEqual({
+      upstream: 'b',
+      original: 'test://template/42/data',
+    });
+    expect(await catalog.resolveUri('test://static-text')).toEqual({
+      upstream: 'plain-one',
+      original: 'test://static-text',
+    });
     expect(await catalog.resolveUri('test://template/7/data')).toEqual({
       upstream: 'plain-one',
       original: 'test://template/7/data',
@@ -114,7 +124,11 @@ describe('Catalog with a single unprefixed upstream', () => {
       .names()
       .filter((name) => name !== 'plain-two')
       .map((name) => pool.spec(name));
-    const single = new Catalog({ specs: () => specs, primary: (name) => pool.primary(name) }, { separator: '__' }, silentLogger);
+    const single = new Catalog(
+      { specs: () => specs, primary: (name) => pool.primary(name) },
+      { separator: '__' },
+      silentLogger,
+    );
     expect(await single.resolveUri('test://not-listed-anywhere')).toEqual({
       upstream: 'plain-one',
       original: 'test://not-listed-anywhere',
@@ -123,7 +137,11 @@ describe('Catalog with a single unprefixed upstream', () => {
 
   it('hides tools whose namespaced name is not a valid tool name', async () => {
     const specs = [{ ...pool.spec('a'), namePrefix: 'x'.repeat(120) }];
-    const narrow = new Catalog({ specs: () => specs, primary: (name) => pool.primary(name) }, { separator: '__' }, silentLogger);
+    const narrow = new Catalog(
+      { specs: () => specs, primary: (name) => pool.primary(name) },
+      { separator: '__' },
+      silentLogger,
+    );
     const exposed = (await narrow.list('tools')).map((entry) => entry.exposed);
     expect(exposed.every((name) => name.length <= 128)).toBe(true);
     expect(exposed.length).toBeLessThan(fixtureTools.length);

@@ -59,6 +59,7 @@ export async function connectClient(gateway: Gateway): Promise<Client> {
 export function textOf(result: unknown): string {
   const content = typeof result === 'object' && result !== null && 'content' in result ? result.content : undefined;
   const block: unknown = Array.isArray(content) ? content[0] : undefined;
-  if (typeof block === 'object' && block !== null && 'text' in block && typeof block.text === 'string') return block.text;
+  if (typeof block === 'object' && block !== null && 'text' in block && typeof block.text === 'string')
+    return block.text;
   throw new Error(`no text block in ${JSON.stringify(result)}`);
 }

@@ -4,7 +4,11 @@ import { rewriteListedUris, rewriteOutboundParams, rewriteResultUris } from '../
 describe('rewriteListedUris', () => {
   it('prefixes resource URIs and templates, keeping everything else', () => {
     const resource = { uri: 'file:///notes.txt', name: 'notes', mimeType: 'text/plain' };
-    expect(rewriteListedUris(resource, 'fs')).toEqual({ uri: 'fs+file:///notes.txt', name: 'notes', mimeType: 'text/plain' });
+    expect(rewriteListedUris(resource, 'fs')).toEqual({
+      uri: 'fs+file:///notes.txt',
+      name: 'notes',
+      mimeType: 'text/plain',
+    });
     expect(resource.uri).toBe('file:///notes.txt');
     expect(rewriteListedUris({ uriTemplate: 'test://template/{id}/data', name: 't' }, 'fx')).toEqual({
       uriTemplate: 'fx+test://template/{id}/data',
