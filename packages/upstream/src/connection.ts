@@ -161,10 +161,6 @@ export class ManagedUpstreamConnection implements UpstreamConnection {
   get instructions(): string | undefined {
     return this.session?.client.getInstructions();
   }
-  get processId(): number | undefined {
-    const transport = this.session?.transport ?? this.connectingTransport;
-    return transport instanceof ProcessGroupStdioTransport ? transport.pid : undefined;
-  }
 
   ready(): Promise<void> {
     switch (this.statusValue) {
