@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { PortcullisError } from '@portcullis/core';
-import { LineCounter, parseDocument } from 'yaml';
+import { isMap, isScalar, LineCounter, parseDocument } from 'yaml';
 import type { z } from 'zod';
 import { type Config, ConfigSchema, resolveUpstream, type UpstreamSpec } from './schema.js';
 
@@ -53,8 +53,8 @@ export function parseConfig(text: string, file: string): Config {
     throw new ConfigError(
       file,
       doc.errors.map((error) => {
-        const pos = error.linePos?.[0];
-        return { path: '', line: pos?.line, column: pos?.col, reason: error.message.split('\n')[0] ?? error.message };
+        const pos = lineCounter.linePos(error.pos[0]);
+        return { path: '', line: pos.line, column: pos.col, reason: error.message.split('\n')[0] ?? error.message };
       }),
     );
   }
@@ -65,14 +65,20 @@ export function parseConfig(text: string, file: string): Config {
     file,
     result.error.issues.map((issue) => {
       const path = issue.path.filter((key): key is string | number => typeof key !== 'symbol');
-      const position = locate(doc, lineCounter, path);
+      // An unknown key is reported at the key itself, not at the map holding it.
+      const firstUnknown = issue.code === 'unrecognized_keys' ? issue.keys[0] : undefined;
+      const position =
+        (firstUnknown === undefined ? undefined : locateKey(doc, lineCounter, path, firstUnknown)) ??
+        locate(doc, lineCounter, path);
       return { path: formatPath(path), line: position?.line, column: position?.col, reason: describeIssue(issue) };
     }),
   );
 }
 
 function describeIssue(issue: z.core.$ZodIssue): string {
-  if (issue.code === 'unrecognized_keys') return `unknown key${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')}`;
+  if (issue.code === 'invalid_key') return issue.issues[0]?.message ?? issue.message;
+  if (issue.code === 'unrecognized_keys')
+    return `unknown key${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')}`;
   return issue.message;
 }
 
@@ -95,6 +101,20 @@ function locate(
     }
   }
   return undefined;
+}
+
+/** The position of the key `key` inside the map at `path`. */
+function locateKey(
+  doc: ReturnType<typeof parseDocument>,
+  lineCounter: LineCounter,
+  path: readonly (string | number)[],
+  key: string,
+): { line: number; col: number } | undefined {
+  const map = path.length === 0 ? doc.contents : doc.getIn(path, true);
+  if (!isMap(map)) return undefined;
+  const pair = map.items.find((item) => isScalar(item.key) && item.key.value === key);
+  const range = pair && isScalar(pair.key) ? pair.key.range : undefined;
+  return range ? lineCounter.linePos(range[0]) : undefined;
 }
 
 /** Every configured upstream with defaults resolved, in file order. */

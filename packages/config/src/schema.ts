@@ -93,7 +93,10 @@ export const ConfigSchema = z
     gateway: GatewaySchema.prefault({}),
     logging: LoggingSchema.prefault({}),
     identity: StdioIdentitySchema.prefault({}),
-    upstreams: z.record(z.string().regex(UPSTREAM_NAME_PATTERN, 'upstream names are lowercase letters, digits and "-"'), UpstreamSchema),
+    upstreams: z.record(
+      z.string().regex(UPSTREAM_NAME_PATTERN, 'upstream names are lowercase letters, digits and "-"'),
+      UpstreamSchema,
+    ),
   })
   .strict();
 

@@ -11,7 +11,9 @@ function hostnameOf(host: string): string {
   const trimmed = host.trim().toLowerCase();
   if (trimmed.startsWith('[')) {
     const end = trimmed.indexOf(']');
-    return end === -1 ? trimmed : trimmed.slice(0, end + 1);
+    // Only `[addr]` or `[addr]:port`; anything else after the bracket is not a loopback host.
+    if (end === -1 || !/^(:\d+)?$/.test(trimmed.slice(end + 1))) return trimmed;
+    return trimmed.slice(0, end + 1);
   }
   const colon = trimmed.lastIndexOf(':');
   return colon === -1 ? trimmed : trimmed.slice(0, colon);

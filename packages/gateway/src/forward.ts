@@ -28,6 +28,8 @@ export interface ForwardSession {
   allConnections(): UpstreamConnection[];
   subscribe(target: RouteTarget): Promise<void>;
   unsubscribe(target: RouteTarget): Promise<void>;
+  /** Remembers the level a 2025-era agent set, for upstreams that take it per request. */
+  setLogLevel(level: string): void;
   /** Tracks a call in flight on a connection, so that what the upstream sends meanwhile reaches this request. */
   track(connection: UpstreamConnection, ctx: RequestContext): () => void;
 }
@@ -154,10 +156,11 @@ export function createForward(deps: ForwardDeps, session: ForwardSession): (ctx:
     const listKind = LIST_METHODS[ctx.method];
     if (listKind) return listPage(deps, listKind, ctx.params);
     if (ctx.method === 'logging/setLevel') {
+      if (typeof ctx.params.level === 'string') session.setLogLevel(ctx.params.level);
       await Promise.allSettled(
         session
           .allConnections()
-          .filter((connection) => connection.serverCapabilities?.logging)
+          .filter((connection) => connection.era === 'legacy' && connection.serverCapabilities?.logging)
           .map((connection) => connection.request('logging/setLevel', { level: ctx.params.level })),
       );
       return {};

@@ -68,6 +68,8 @@ export class AgentSession {
   private info: SessionInfo | undefined;
   /** 2026-era agents declare capabilities per request; the latest declaration seen. */
   private modernCapabilities: Record<string, unknown> | undefined;
+  /** The level a 2025-era agent set with logging/setLevel. */
+  private legacyLogLevel: string | undefined;
 
   constructor(
     private readonly gateway: GatewayInternals,
@@ -167,7 +169,9 @@ export class AgentSession {
       this.era === 'modern' ? envelope?.[CLIENT_CAPABILITIES_META_KEY] : this.server.getClientCapabilities();
     const capabilities = (declared ?? {}) as Record<string, unknown>;
     if (this.era === 'modern' && declared) this.modernCapabilities = capabilities;
-    const logLevel = envelope?.[LOG_LEVEL_META_KEY];
+    // A 2025-era agent receives logs unless it raised the level with logging/setLevel; a 2026-era
+    // upstream only logs when the request asks for a level, so the session's level is asked for.
+    const logLevel = this.era === 'modern' ? envelope?.[LOG_LEVEL_META_KEY] : (this.legacyLogLevel ?? 'debug');
     return {
       capabilities,
       logLevel: typeof logLevel === 'string' ? logLevel : undefined,
@@ -194,6 +198,9 @@ export class AgentSession {
     unsubscribe: async (target) => {
       if (!this.subscriptions.delete(target.namespacedName)) return;
       await this.gateway.subscriptions.remove(target);
+    },
+    setLogLevel: (level) => {
+      this.legacyLogLevel = level;
     },
     track: (connection, ctx) => {
       const call: ActiveCall = { ctx, connection };
