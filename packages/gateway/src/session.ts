@@ -277,7 +277,8 @@ export class AgentSession {
 
   /** Sends a notification on the session's own stream; ignored once closed or before initialisation. */
   async notify(method: string, params?: RpcParams): Promise<void> {
-    if (this.closed || this.era === 'modern') return;
+    // A 2026-era stdio connection keeps one Server, whose notifications feed the agent's subscriptions/listen stream.
+    if (this.closed || (this.era === 'modern' && this.frontTransport !== 'stdio')) return;
     try {
       await this.server.notification(params ? { method, params } : { method });
     } catch (error) {

@@ -51,7 +51,9 @@ export function firstText(result: { content?: unknown }): string {
 
 function promptOf(messages: readonly { content: unknown }[]): string {
   const content = messages[0]?.content;
-  return typeof content === 'object' && content !== null && 'text' in content && typeof content.text === 'string' ? content.text : '';
+  return typeof content === 'object' && content !== null && 'text' in content && typeof content.text === 'string'
+    ? content.text
+    : '';
 }
 
 type V2Transport = StreamableHTTPClientTransport | SSEClientTransport | StdioClientTransport;
@@ -94,7 +96,8 @@ export async function connectV2(label: string, transport: V2Transport, era: 'leg
     allToolNames: async () => (await client.listTools()).tools.map((tool) => tool.name),
     callTool: (name, args = {}, options = {}) => client.callTool({ name, arguments: args }, options),
     listResourceUris: async () => (await client.listResources()).resources.map((resource) => resource.uri),
-    listTemplateUris: async () => (await client.listResourceTemplates()).resourceTemplates.map((template) => template.uriTemplate),
+    listTemplateUris: async () =>
+      (await client.listResourceTemplates()).resourceTemplates.map((template) => template.uriTemplate),
     readResourceText: async (uri) => {
       const first = (await client.readResource({ uri })).contents[0];
       return first !== undefined && 'text' in first ? first.text : '';
@@ -108,7 +111,10 @@ export async function connectV2(label: string, transport: V2Transport, era: 'leg
 
 export async function connectV1(label: string, transport: V1Transport): Promise<Agent> {
   let toolsChanged: (() => void)[] = [];
-  const client = new V1Client({ name: `e2e-${label}`, version: '1.0.0' }, { capabilities: { sampling: {}, elicitation: {} } });
+  const client = new V1Client(
+    { name: `e2e-${label}`, version: '1.0.0' },
+    { capabilities: { sampling: {}, elicitation: {} } },
+  );
   client.setRequestHandler(CreateMessageRequestSchema, async (request) => ({
     role: 'assistant',
     model: SAMPLING_MODEL,
@@ -145,7 +151,8 @@ export async function connectV1(label: string, transport: V1Transport): Promise<
         isError?: boolean;
       },
     listResourceUris: async () => (await client.listResources()).resources.map((resource) => resource.uri),
-    listTemplateUris: async () => (await client.listResourceTemplates()).resourceTemplates.map((template) => template.uriTemplate),
+    listTemplateUris: async () =>
+      (await client.listResourceTemplates()).resourceTemplates.map((template) => template.uriTemplate),
     readResourceText: async (uri) => {
       const first = (await client.readResource({ uri })).contents[0];
       return first !== undefined && 'text' in first && typeof first.text === 'string' ? first.text : '';
@@ -184,10 +191,20 @@ export const HTTP_AGENT_KINDS = [
 ] as const;
 export type HttpAgentKind = (typeof HTTP_AGENT_KINDS)[number];
 
-export function stdioAgentTransportV2(params: { command: string; args: string[]; cwd: string; stderr: 'pipe' }): StdioClientTransport {
+export function stdioAgentTransportV2(params: {
+  command: string;
+  args: string[];
+  cwd: string;
+  stderr: 'pipe';
+}): StdioClientTransport {
   return new StdioClientTransport(params);
 }
 
-export function stdioAgentTransportV1(params: { command: string; args: string[]; cwd: string; stderr: 'pipe' }): V1StdioTransport {
+export function stdioAgentTransportV1(params: {
+  command: string;
+  args: string[];
+  cwd: string;
+  stderr: 'pipe';
+}): V1StdioTransport {
   return new V1StdioTransport(params);
 }

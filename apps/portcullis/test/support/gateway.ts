@@ -1,4 +1,12 @@
-import { EVERYTHING_BIN, FIXTURE_BIN, GATEWAY_BIN, type Spawned, spawnProcess, waitForStderr, writeConfig } from './processes.js';
+import {
+  EVERYTHING_BIN,
+  FIXTURE_BIN,
+  GATEWAY_BIN,
+  type Spawned,
+  spawnProcess,
+  waitForStderr,
+  writeConfig,
+} from './processes.js';
 
 /** A unique marker put into upstream args so tests can find the processes a gateway spawned. */
 export function marker(): string {
@@ -63,7 +71,17 @@ export async function startHttpFixture(name: string, port = 0): Promise<HttpFixt
 }
 
 /** Arguments for the gateway's stdio mode, for the SDK stdio client transports. */
-export function stdioGatewayParams(config: GatewayConfig): { command: string; args: string[]; cwd: string; stderr: 'pipe' } {
+export function stdioGatewayParams(config: GatewayConfig): {
+  command: string;
+  args: string[];
+  cwd: string;
+  stderr: 'pipe';
+} {
   const configFile = writeConfig(gatewayConfig(config));
-  return { command: process.execPath, args: [GATEWAY_BIN, 'stdio', '--config', configFile], cwd: process.cwd(), stderr: 'pipe' };
+  return {
+    command: process.execPath,
+    args: [GATEWAY_BIN, 'stdio', '--config', configFile],
+    cwd: process.cwd(),
+    stderr: 'pipe',
+  };
 }

@@ -82,7 +82,11 @@ export interface Spawned {
 }
 
 /** Spawns a process in its own process group; stopped at cleanup. */
-export function spawnProcess(command: string, args: string[], options: { stdinPipe?: boolean; env?: NodeJS.ProcessEnv } = {}): Spawned {
+export function spawnProcess(
+  command: string,
+  args: string[],
+  options: { stdinPipe?: boolean; env?: NodeJS.ProcessEnv } = {},
+): Spawned {
   const child = spawn(command, args, {
     cwd: ROOT,
     stdio: [options.stdinPipe ? 'pipe' : 'ignore', 'pipe', 'pipe'],
