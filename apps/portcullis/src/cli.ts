@@ -12,7 +12,8 @@ export const ExitCode = { Ok: 0, Failure: 1, BadInput: 2 } as const;
 
 function parsePort(value: string): number {
   const port = Number(value);
-  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new InvalidArgumentError('a port is an integer from 0 to 65535');
+  if (!Number.isInteger(port) || port < 0 || port > 65535)
+    throw new InvalidArgumentError('a port is an integer from 0 to 65535');
   return port;
 }
 
@@ -71,9 +72,15 @@ export function buildProgram(): Command {
     .action(async (options: { config: string; as?: string; groups?: string[] }) => {
       const config = await loadConfigOrExit(options.config);
       const logger = createLogger(config.logging.level, config.logging.file);
-      const identity = configuredIdentity(options.as ?? config.identity.subject, options.groups ?? config.identity.groups);
+      const identity = configuredIdentity(
+        options.as ?? config.identity.subject,
+        options.groups ?? config.identity.groups,
+      );
       const runtime = await startGatewayRuntime(config, logger);
-      const front = serveGatewayOverStdio(runtime.gateway, { identity, maxMessageBytes: config.server.maxMessageBytes });
+      const front = serveGatewayOverStdio(runtime.gateway, {
+        identity,
+        maxMessageBytes: config.server.maxMessageBytes,
+      });
       const shutdown = onShutdown(async () => {
         await front.close();
         await runtime.close();

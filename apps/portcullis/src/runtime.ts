@@ -15,9 +15,16 @@ const STARTUP_WAIT_MS = 15_000;
 /** Connects the upstreams of `config` and builds the gateway over them. */
 export async function startGatewayRuntime(config: Config, logger: Logger): Promise<GatewayRuntime> {
   const registry = new StaticUpstreamRegistry(upstreamSpecs(config));
-  const pool = new UpstreamPool(registry, { logger: logger.child({ component: 'upstream' }), clientInfo: { name: config.gateway.name, version: '0.1.0' } });
+  const pool = new UpstreamPool(registry, {
+    logger: logger.child({ component: 'upstream' }),
+    clientInfo: { name: config.gateway.name, version: '0.1.0' },
+  });
   pool.start();
-  const gateway = new Gateway({ config, provider: providerFromPool(pool), logger: logger.child({ component: 'gateway' }) });
+  const gateway = new Gateway({
+    config,
+    provider: providerFromPool(pool),
+    logger: logger.child({ component: 'gateway' }),
+  });
   await waitForUpstreams(gateway, logger);
   return {
     gateway,
@@ -41,7 +48,10 @@ async function waitForUpstreams(gateway: Gateway, logger: Logger): Promise<void>
     try {
       await Promise.race([connection.ready(), timeout]);
     } catch (error) {
-      logger.warn({ upstream: spec.name, err: error instanceof Error ? error.message : String(error) }, 'upstream not connected at start; it keeps retrying');
+      logger.warn(
+        { upstream: spec.name, err: error instanceof Error ? error.message : String(error) },
+        'upstream not connected at start; it keeps retrying',
+      );
     } finally {
       clearTimeout(timer);
     }

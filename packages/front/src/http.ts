@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { createServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
+import { createServer, type Server as HttpServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { NodeStreamableHTTPServerTransport, toNodeHandler, toWebRequest } from '@modelcontextprotocol/node';
 import { createMcpHandler, isInitializeRequest, isLegacyRequest } from '@modelcontextprotocol/server';
@@ -52,7 +52,11 @@ export async function serveGatewayOverHttp(gateway: Gateway, options: HttpFrontO
         identity: anonymousIdentity(),
         upstreamSessionKey: `modern:${anonymousIdentity().subject}`,
       }).server,
-    { legacy: 'reject', maxRequestBodySize: limits.maxMessageBytes, onerror: (error) => logger.debug({ err: error.message }, 'mcp handler') },
+    {
+      legacy: 'reject',
+      maxRequestBodySize: limits.maxMessageBytes,
+      onerror: (error) => logger.debug({ err: error.message }, 'mcp handler'),
+    },
   );
   const modernNode = toNodeHandler(modern, { maxRequestBodySize: limits.maxMessageBytes });
   const stopEvents = gateway.onEvents({
@@ -206,7 +210,11 @@ export async function serveGatewayOverHttp(gateway: Gateway, options: HttpFrontO
 const BODY_REJECTED = Symbol('body rejected');
 
 /** Reads and parses a JSON body up to `limit` bytes; answers the request itself when it cannot. */
-async function readJsonBody(req: IncomingMessage, res: ServerResponse, limit: number): Promise<unknown | typeof BODY_REJECTED> {
+async function readJsonBody(
+  req: IncomingMessage,
+  res: ServerResponse,
+  limit: number,
+): Promise<unknown | typeof BODY_REJECTED> {
   const declared = Number(header(req, 'content-length') ?? Number.NaN);
   if (declared > limit) {
     req.resume();
@@ -247,7 +255,13 @@ function sendJson(res: ServerResponse, status: number, body: unknown): void {
   res.end(text);
 }
 
-function sendJsonRpcError(res: ServerResponse, status: number, code: number, message: string, id: string | number | null): void {
+function sendJsonRpcError(
+  res: ServerResponse,
+  status: number,
+  code: number,
+  message: string,
+  id: string | number | null,
+): void {
   sendJson(res, status, { jsonrpc: '2.0', id, error: { code, message } });
 }
 
