@@ -50,6 +50,11 @@ export interface CatalogItem {
 
 interface UpstreamLists {
   readonly entries: Partial<Record<ListKind, readonly RpcResult[]>>;
+  /**
+   * What the upstream listed last, kept across invalidation: while it is unreachable its items stay
+   * visible, so a call fails naming the upstream instead of as an unknown name.
+   */
+  readonly lastKnown: Partial<Record<ListKind, readonly RpcResult[]>>;
   readonly loading: Partial<Record<ListKind, Promise<readonly RpcResult[]>>>;
 }
 
@@ -96,7 +101,12 @@ export class Catalog {
 
   /** Forgets everything (upstreams were added, removed or changed). */
   invalidateAll(): void {
-    this.lists.clear();
+    for (const lists of this.lists.values()) {
+      for (const kind of Object.keys(LIST_KINDS) as ListKind[]) {
+        delete lists.entries[kind];
+        delete lists.loading[kind];
+      }
+    }
     this.merged = {};
     this.currentVersion++;
   }
@@ -157,12 +167,12 @@ export class Catalog {
     if (!connection) return [];
     let lists = this.lists.get(spec.name);
     if (!lists) {
-      lists = { entries: {}, loading: {} };
+      lists = { entries: {}, loading: {}, lastKnown: {} };
       this.lists.set(spec.name, lists);
     }
     const known = lists.entries[kind];
     if (known) return known;
-    if (connection.status !== 'connected') return [];
+    if (connection.status !== 'connected') return lists.lastKnown[kind] ?? [];
     if (!connection.serverCapabilities?.[LIST_KINDS[kind].capability]) return [];
     const pending = lists.loading[kind] ?? fetchAll(connection, kind);
     lists.loading[kind] = pending;
@@ -170,13 +180,14 @@ export class Catalog {
       const items = await pending;
       if (lists.loading[kind] === pending) {
         lists.entries[kind] = items;
+        lists.lastKnown[kind] = items;
         delete lists.loading[kind];
       }
       return items;
     } catch (error) {
       if (lists.loading[kind] === pending) delete lists.loading[kind];
       this.logger.warn({ upstream: spec.name, kind, err: describeError(error) }, 'listing an upstream failed');
-      return [];
+      return lists.lastKnown[kind] ?? [];
     }
   }
 }
