@@ -83,6 +83,13 @@ class OrderedClient extends Client {
   }
 }
 
+/** Thrown by a connect attempt whose stdio child exited on the `server/discover` probe. */
+class ExitedOnProbe extends Error {
+  constructor(cause: unknown) {
+    super('the stdio upstream exited on the server/discover probe', { cause });
+  }
+}
+
 /** A connection that stayed up at least this long resets the backoff. */
 const STABLE_CONNECTION_MS = 10_000;
 /** Upper bound on the `server/discover` probe: a stdio server silent this long is treated as legacy. */
@@ -265,6 +272,8 @@ export class ManagedUpstreamConnection implements UpstreamConnection {
 
   private async run(): Promise<void> {
     let failures = 0;
+    /** Set while the legacy verdict comes from a child that exited on the probe, not from an answer. */
+    let tentativeLegacy = false;
     while (!this.closed) {
       this.setStatus('connecting');
       let disconnected: Promise<string>;
@@ -275,6 +284,7 @@ export class ManagedUpstreamConnection implements UpstreamConnection {
           await closeSession(attempt.session);
           break;
         }
+        tentativeLegacy = false;
         this.session = attempt.session;
         this.lastErrorValue = undefined;
         this.setStatus('connected');
@@ -282,6 +292,17 @@ export class ManagedUpstreamConnection implements UpstreamConnection {
         this.afterConnect(attempt.session);
       } catch (error) {
         if (this.closed) break;
+        if (error instanceof ExitedOnProbe) {
+          // Not a failure: respawn at once with `initialize` (no backoff for this one exit).
+          this.logger.info('stdio upstream exited on the server/discover probe; reconnecting with initialize');
+          tentativeLegacy = true;
+          continue;
+        }
+        if (tentativeLegacy) {
+          // `initialize` failed too: the exit was no evidence of a legacy server after all.
+          this.eraCache.delete(this.spec);
+          tentativeLegacy = false;
+        }
         failures += 1;
         this.lastErrorValue = describeError(error);
         this.logger.warn({ err: error, attempt: failures }, 'upstream connect failed');
@@ -333,12 +354,24 @@ export class ManagedUpstreamConnection implements UpstreamConnection {
     try {
       await client.connect(transport, { prior, timeout: this.spec.requestTimeoutMs });
     } catch (error) {
+      // A stdio child that exited once the probe reached it is a 2025 server that stops on any
+      // pre-`initialize` request (rmcp does): it is legacy, and the next child gets `initialize`.
+      const exitedOnProbe =
+        prior === undefined &&
+        this.spec.era === 'auto' &&
+        transport instanceof ProcessGroupStdioTransport &&
+        transport.sent > 0 &&
+        transport.hasExited;
       if (prior !== undefined && error instanceof SdkError && error.code === SdkErrorCode.EraNegotiationFailed) {
         // The cached verdict no longer matches the server: the next attempt probes again.
         this.eraCache.delete(this.spec);
       }
       await client.close().catch(() => undefined);
       await transport.close().catch(() => undefined);
+      if (exitedOnProbe) {
+        this.eraCache.set(this.spec, { kind: 'legacy' });
+        throw new ExitedOnProbe(error);
+      }
       throw error;
     } finally {
       this.connectingTransport = undefined;

@@ -57,7 +57,9 @@ export function upstreamEnvironment(specEnv: Readonly<Record<string, string>>): 
  *
  * It exposes `pid` and `stderr` so that the SDK classifies it as a stdio transport: a
  * `server/discover` probe that times out then means "legacy server" instead of "outage". The
- * probe runs in place on this child (the SDK only spawns a probe sibling for its own transport).
+ * probe runs in place on this child (the SDK only spawns a probe sibling for its own transport);
+ * a child that exits on the probe (2025 servers that stop on any pre-`initialize` request) is
+ * handled by the connection, which records a legacy verdict and respawns with `initialize`.
  */
 export class ProcessGroupStdioTransport implements Transport {
   onclose?: (() => void) | undefined;
@@ -69,6 +71,7 @@ export class ProcessGroupStdioTransport implements Transport {
   private stderrRemainder = '';
   private closeNotified = false;
   private exited: Promise<void> | undefined;
+  private sentCount = 0;
 
   constructor(private readonly options: ProcessGroupStdioOptions) {}
 
@@ -78,6 +81,17 @@ export class ProcessGroupStdioTransport implements Transport {
 
   get stderr(): Readable | null {
     return this.child?.stderr ?? null;
+  }
+
+  /** Messages written to the child so far. */
+  get sent(): number {
+    return this.sentCount;
+  }
+
+  /** Whether the child has exited (on its own or killed). */
+  get hasExited(): boolean {
+    const child = this.child;
+    return child !== undefined && (child.exitCode !== null || child.signalCode !== null);
   }
 
   start(): Promise<void> {
@@ -132,6 +146,7 @@ export class ProcessGroupStdioTransport implements Transport {
     const stdin = this.child?.stdin;
     if (!stdin || stdin.destroyed || !stdin.writable)
       return Promise.reject(new Error('upstream process is not running'));
+    this.sentCount += 1;
     return new Promise((resolve, reject) => {
       const flushed = stdin.write(serializeMessage(message), (error) => {
         if (error) reject(error);

@@ -7,7 +7,12 @@ import { fileURLToPath } from 'node:url';
 import type { UpstreamSpec } from '@portcullis/config';
 import { type Logger, pino } from 'pino';
 
-export const SERVER_SCRIPT = join(dirname(fileURLToPath(import.meta.url)), 'upstream-server.mjs');
+const SUPPORT_DIR = dirname(fileURLToPath(import.meta.url));
+export const SERVER_SCRIPT = join(SUPPORT_DIR, 'upstream-server.mjs');
+/** A hand-written 2025-era server (`raw-server.mjs`): exact control over writes and exits. */
+export const RAW_SERVER_SCRIPT = join(SUPPORT_DIR, 'raw-server.mjs');
+/** A legacy HTTP+SSE server on the SDK v1 (`sse-server.mjs`). */
+export const SSE_SERVER_SCRIPT = join(SUPPORT_DIR, 'sse-server.mjs');
 
 const require = createRequire(import.meta.url);
 /** The reference server's entry point (SDK v1: a 2025-era-only server over stdio, SSE or Streamable HTTP). */
@@ -132,9 +137,15 @@ function killAndWait(child: ChildProcess): Promise<void> {
   });
 }
 
-/** Starts the test server in HTTP mode on a random loopback port. */
-export async function startTestHttpServer(): Promise<HttpPeer> {
-  const child = spawn(process.execPath, [SERVER_SCRIPT, 'http'], { stdio: ['ignore', 'pipe', 'pipe'] });
+/**
+ * Starts a test server in HTTP mode on a random loopback port (default: `upstream-server.mjs http`;
+ * any script that prints "LISTENING <port>"). `path` is the MCP endpoint (`/sse` for SSE servers).
+ */
+export async function startTestHttpServer(
+  args: readonly string[] = [SERVER_SCRIPT, 'http'],
+  path = '/mcp',
+): Promise<HttpPeer> {
+  const child = spawn(process.execPath, [...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   child.stderr?.resume();
   const port = await new Promise<number>((resolve, reject) => {
     let output = '';
@@ -147,7 +158,7 @@ export async function startTestHttpServer(): Promise<HttpPeer> {
   });
   const base = `http://127.0.0.1:${port}`;
   return {
-    url: `${base}/mcp`,
+    url: `${base}${path}`,
     process: child,
     stats: async () =>
       (await (await fetch(`${base}/stats`)).json()) as { aborted: number; methods: Record<string, number> },

@@ -117,6 +117,16 @@ function buildServer({ era }) {
     return text(answer);
   });
 
+  server.registerTool('sample', { inputSchema: z.object({ prompt: z.string() }) }, async ({ prompt }, ctx) => {
+    const result = await ctx.mcpReq.requestSampling({
+      messages: [{ role: 'user', content: { type: 'text', text: prompt } }],
+      maxTokens: 20,
+    });
+    return text(result);
+  });
+
+  server.registerTool('roots', {}, async () => text(await server.server.listRoots()));
+
   server.registerTool('add-tool', { inputSchema: z.object({ name: z.string() }) }, async ({ name }) => {
     if (httpNotifier) httpNotifier.toolsChanged();
     else server.registerTool(name, {}, async () => text(name));
