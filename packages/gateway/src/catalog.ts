@@ -48,7 +48,7 @@ export interface CatalogItem {
   readonly item: RpcResult;
 }
 
-interface UpstreamLists {
+export interface UpstreamLists {
   readonly entries: Partial<Record<ListKind, readonly RpcResult[]>>;
   /**
    * What the upstream listed last, kept across invalidation: while it is unreachable its items stay
@@ -71,7 +71,7 @@ export interface CatalogSource {
  * reconnects, and merged in configuration order. `version` increases on every change so cursors
  * minted against an older merge are recognised as stale.
  */
-export class Catalog {
+export class Catalog implements CatalogView {
   private readonly lists = new Map<string, UpstreamLists>();
   private merged: Partial<Record<ListKind, MergedList>> = {};
   private currentVersion = 1;
@@ -89,24 +89,14 @@ export class Catalog {
   /** Forgets what an upstream listed (all kinds, or the given ones). */
   invalidate(upstream: string, kinds: readonly ListKind[] = Object.keys(LIST_KINDS) as ListKind[]): void {
     const lists = this.lists.get(upstream);
-    if (lists) {
-      for (const kind of kinds) {
-        delete lists.entries[kind];
-        delete lists.loading[kind];
-      }
-    }
+    if (lists) forgetLists(lists, kinds);
     for (const kind of kinds) delete this.merged[kind];
     this.currentVersion++;
   }
 
   /** Forgets everything (upstreams were added, removed or changed). */
   invalidateAll(): void {
-    for (const lists of this.lists.values()) {
-      for (const kind of Object.keys(LIST_KINDS) as ListKind[]) {
-        delete lists.entries[kind];
-        delete lists.loading[kind];
-      }
-    }
+    for (const lists of this.lists.values()) forgetLists(lists, Object.keys(LIST_KINDS) as ListKind[]);
     this.merged = {};
     this.currentVersion++;
   }
@@ -120,36 +110,18 @@ export class Catalog {
     return (await this.mergedList(kind)).byName.get(canonicalName(name));
   }
 
-  /**
-   * Finds the upstream that owns a resource URI the agent used: a prefixed URI names its upstream;
-   * an unprefixed one is looked up among listed resources and templates of unprefixed upstreams, and
-   * falls back to the only unprefixed upstream that serves resources (resources need not be listed).
-   */
-  async resolveUri(uri: string): Promise<{ upstream: string; original: string } | undefined> {
-    const specs = this.source.specs();
-    const split = splitNamespacedUri(uri);
-    if (split) {
-      const owner = specs.find((spec) => spec.namePrefix === split.prefix);
-      if (owner) return { upstream: owner.name, original: split.uri };
-    }
-    const unprefixed = specs.filter((spec) => spec.namePrefix === undefined);
-    if (unprefixed.length === 0) return undefined;
-    const resources = await this.mergedList('resources');
-    const listed = resources.byName.get(uri);
-    if (listed && unprefixed.some((spec) => spec.name === listed.upstream))
-      return { upstream: listed.upstream, original: uri };
-    const templates = await this.list('resourceTemplates');
-    for (const template of templates) {
-      if (!unprefixed.some((spec) => spec.name === template.upstream)) continue;
-      if (matchesTemplate(template.original, uri)) return { upstream: template.upstream, original: uri };
-    }
-    const servingResources = unprefixed.filter((spec) => this.source.primary(spec.name)?.serverCapabilities?.resources);
-    if (servingResources.length === 1 && servingResources[0])
-      return { upstream: servingResources[0].name, original: uri };
-    return undefined;
+  /** Finds the upstream that owns a resource URI the agent used (see `resolveUriIn`). */
+  resolveUri(uri: string): Promise<{ upstream: string; original: string } | undefined> {
+    return resolveUriIn(
+      uri,
+      this.source.specs(),
+      (kind) => this.mergedList(kind),
+      (name) => Boolean(this.source.primary(name)?.serverCapabilities?.resources),
+    );
   }
 
-  private async mergedList(kind: ListKind): Promise<MergedList> {
+  /** The merged list of one kind, memoised per catalog version. */
+  async mergedList(kind: ListKind): Promise<MergedList> {
     const cached = this.merged[kind];
     if (cached && cached.version === this.currentVersion) return cached;
     const version = this.currentVersion;
@@ -162,41 +134,109 @@ export class Catalog {
     return { ...merged, version };
   }
 
-  private async upstreamList(spec: UpstreamSpec, kind: ListKind): Promise<readonly RpcResult[]> {
+  /** What one upstream lists through its primary connection (cached; the last known items while unreachable). */
+  upstreamList(spec: UpstreamSpec, kind: ListKind): Promise<readonly RpcResult[]> {
     const connection = this.source.primary(spec.name);
-    if (!connection) return [];
+    if (!connection) return Promise.resolve([]);
     let lists = this.lists.get(spec.name);
     if (!lists) {
-      lists = { entries: {}, loading: {}, lastKnown: {} };
+      lists = emptyLists();
       this.lists.set(spec.name, lists);
     }
-    const known = lists.entries[kind];
-    if (known) return known;
-    if (connection.status !== 'connected') return lists.lastKnown[kind] ?? [];
-    if (!connection.serverCapabilities?.[LIST_KINDS[kind].capability]) return [];
-    const pending = lists.loading[kind] ?? fetchAll(connection, kind);
-    lists.loading[kind] = pending;
-    try {
-      const items = await pending;
-      if (lists.loading[kind] === pending) {
-        lists.entries[kind] = items;
-        lists.lastKnown[kind] = items;
-        delete lists.loading[kind];
-      }
-      return items;
-    } catch (error) {
-      if (lists.loading[kind] === pending) delete lists.loading[kind];
-      this.logger.warn({ upstream: spec.name, kind, err: describeError(error) }, 'listing an upstream failed');
-      return lists.lastKnown[kind] ?? [];
-    }
+    return listThrough(connection, lists, kind, this.logger);
   }
 }
 
-interface MergedList {
+export function emptyLists(): UpstreamLists {
+  return { entries: {}, loading: {}, lastKnown: {} };
+}
+
+/** Forgets the listed kinds (the last known items stay, see `UpstreamLists.lastKnown`). */
+export function forgetLists(lists: UpstreamLists, kinds: readonly ListKind[]): void {
+  for (const kind of kinds) {
+    delete lists.entries[kind];
+    delete lists.loading[kind];
+  }
+}
+
+/**
+ * One list of one connection, fetched (all pages) on first use and kept in `lists` until forgotten.
+ * Concurrent callers share one fetch; a fetch overtaken by an invalidation is returned but not kept.
+ */
+export async function listThrough(
+  connection: UpstreamConnection,
+  lists: UpstreamLists,
+  kind: ListKind,
+  logger: Logger,
+): Promise<readonly RpcResult[]> {
+  const known = lists.entries[kind];
+  if (known) return known;
+  if (connection.status !== 'connected') return lists.lastKnown[kind] ?? [];
+  if (!connection.serverCapabilities?.[LIST_KINDS[kind].capability]) return [];
+  const pending = lists.loading[kind] ?? fetchAll(connection, kind);
+  lists.loading[kind] = pending;
+  try {
+    const items = await pending;
+    if (lists.loading[kind] === pending) {
+      lists.entries[kind] = items;
+      lists.lastKnown[kind] = items;
+      delete lists.loading[kind];
+    }
+    return items;
+  } catch (error) {
+    if (lists.loading[kind] === pending) delete lists.loading[kind];
+    logger.warn({ upstream: connection.spec.name, kind, err: describeError(error) }, 'listing an upstream failed');
+    return lists.lastKnown[kind] ?? [];
+  }
+}
+
+/** What routing and list pages read: the shared catalog, or one session's view over it. */
+export interface CatalogView {
+  /** Changes whenever any list of the view may have changed; cursors are bound to it. */
+  readonly version: number | string;
+  list(kind: ListKind): Promise<readonly CatalogItem[]>;
+  resolveName(kind: 'tools' | 'prompts', name: string): Promise<CatalogItem | undefined>;
+  resolveUri(uri: string): Promise<{ upstream: string; original: string } | undefined>;
+}
+
+/**
+ * Finds the upstream that owns a resource URI the agent used: a prefixed URI names its upstream;
+ * an unprefixed one is looked up among listed resources and templates of unprefixed upstreams, and
+ * falls back to the only unprefixed upstream that serves resources (resources need not be listed).
+ */
+export async function resolveUriIn(
+  uri: string,
+  specs: readonly UpstreamSpec[],
+  merged: (kind: 'resources' | 'resourceTemplates') => Promise<MergedList>,
+  servesResources: (upstream: string) => boolean,
+): Promise<{ upstream: string; original: string } | undefined> {
+  const split = splitNamespacedUri(uri);
+  if (split) {
+    const owner = specs.find((spec) => spec.namePrefix === split.prefix);
+    if (owner) return { upstream: owner.name, original: split.uri };
+  }
+  const unprefixed = specs.filter((spec) => spec.namePrefix === undefined);
+  if (unprefixed.length === 0) return undefined;
+  const resources = await merged('resources');
+  const listed = resources.byName.get(uri);
+  if (listed && unprefixed.some((spec) => spec.name === listed.upstream))
+    return { upstream: listed.upstream, original: uri };
+  const templates = (await merged('resourceTemplates')).items;
+  for (const template of templates) {
+    if (!unprefixed.some((spec) => spec.name === template.upstream)) continue;
+    if (matchesTemplate(template.original, uri)) return { upstream: template.upstream, original: uri };
+  }
+  const servingResources = unprefixed.filter((spec) => servesResources(spec.name));
+  if (servingResources.length === 1 && servingResources[0])
+    return { upstream: servingResources[0].name, original: uri };
+  return undefined;
+}
+
+export interface MergedList {
   readonly items: readonly CatalogItem[];
   /** Canonical name (tools, prompts) or exact exposed URI (resources, templates) → item. */
   readonly byName: ReadonlyMap<string, CatalogItem>;
-  readonly version: number;
+  readonly version: number | string;
 }
 
 /** Upstream page cursors are followed to the end; a runaway upstream is cut off. */
@@ -218,7 +258,7 @@ async function fetchAll(connection: UpstreamConnection, kind: ListKind): Promise
   return items;
 }
 
-function mergeLists(
+export function mergeLists(
   kind: ListKind,
   perUpstream: readonly { spec: UpstreamSpec; items: readonly RpcResult[] }[],
   naming: NamespaceOptions,

@@ -13,13 +13,13 @@ export class CursorCodec {
     this.key = key;
   }
 
-  mint(list: string, version: number, offset: number): string {
+  mint(list: string, version: number | string, offset: number): string {
     const body = Buffer.from(JSON.stringify([list, version, offset])).toString('base64url');
     return `${body}.${this.sign(body)}`;
   }
 
   /** The offset a cursor points at; -32602 when it is malformed, forged, for another list, or stale. */
-  read(cursor: string, list: string, version: number): number {
+  read(cursor: string, list: string, version: number | string): number {
     const [body, signature, ...rest] = cursor.split('.');
     if (!body || !signature || rest.length > 0 || !this.verify(body, signature)) {
       throw new JsonRpcError(RpcCode.InvalidParams, 'Invalid cursor: it was not issued by this gateway');

@@ -8,7 +8,7 @@ import {
   type RpcResult,
 } from '@portcullis/core';
 import type { UpstreamConnection } from '@portcullis/upstream';
-import type { Catalog, CatalogItem, ListKind } from './catalog.js';
+import type { Catalog, CatalogItem, CatalogView, ListKind } from './catalog.js';
 import type { CursorCodec } from './cursor.js';
 import { rewriteResultUris } from './uris.js';
 
@@ -22,6 +22,8 @@ export const LIST_METHODS: Readonly<Record<string, ListKind>> = {
 
 /** Everything `forward` needs from the session that received the request. */
 export interface ForwardSession {
+  /** The catalog view this session lists and routes by (the shared catalog, or its own overlay). */
+  catalog(): CatalogView;
   /** The connection to `upstream` serving this session (shared or dedicated). */
   connection(upstream: string): UpstreamConnection;
   /** Connections this session has towards every connected upstream (for fan-out such as setLevel). */
@@ -45,7 +47,7 @@ export interface ForwardDeps {
 export async function resolveTarget(
   method: string,
   params: RpcParams,
-  catalog: Catalog,
+  catalog: CatalogView,
 ): Promise<RouteTarget | undefined> {
   switch (method) {
     case 'tools/call':
@@ -154,7 +156,7 @@ function unknownTarget(method: string, params: RpcParams): JsonRpcError {
 export function createForward(deps: ForwardDeps, session: ForwardSession): (ctx: RequestContext) => Promise<RpcResult> {
   return async (ctx) => {
     const listKind = LIST_METHODS[ctx.method];
-    if (listKind) return listPage(deps, listKind, ctx.params);
+    if (listKind) return listPage(deps, session.catalog(), listKind, ctx.params);
     if (ctx.method === 'logging/setLevel') {
       if (typeof ctx.params.level === 'string') session.setLogLevel(ctx.params.level);
       await Promise.allSettled(
@@ -232,9 +234,9 @@ function originalNameParams(ctx: RequestContext, target: RouteTarget): RpcParams
   }
 }
 
-async function listPage(deps: ForwardDeps, kind: ListKind, params: RpcParams): Promise<RpcResult> {
-  const items = await deps.catalog.list(kind);
-  const version = deps.catalog.version;
+async function listPage(deps: ForwardDeps, view: CatalogView, kind: ListKind, params: RpcParams): Promise<RpcResult> {
+  const items = await view.list(kind);
+  const version = view.version;
   const offset = typeof params.cursor === 'string' ? deps.cursors.read(params.cursor, kind, version) : 0;
   if (typeof params.cursor !== 'undefined' && typeof params.cursor !== 'string') {
     throw new JsonRpcError(RpcCode.InvalidParams, 'Invalid cursor: must be a string');

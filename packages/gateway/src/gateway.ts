@@ -18,7 +18,9 @@ import { CursorCodec } from './cursor.js';
 import type { ForwardDeps } from './forward.js';
 import type { GatewayInternals } from './internals.js';
 import type { UpstreamProvider } from './provider.js';
+import { SessionScope } from './scope.js';
 import { AgentSession, type SessionInit } from './session.js';
+import { SessionCatalog } from './session-catalog.js';
 
 export interface GatewayOptions {
   readonly config: Config;
@@ -65,6 +67,8 @@ export class Gateway implements GatewayInternals {
   private readonly pendingListChanges = new Set<'tools' | 'prompts' | 'resources'>();
   private listChangeTimer: NodeJS.Timeout | undefined;
   private readonly unsubscribeProvider: () => void;
+  /** Per upstream session key: its dedicated connections and catalog view (see `SessionScope`). */
+  private readonly scopes = new Map<string, SessionScope>();
 
   constructor(options: GatewayOptions) {
     this.config = options.config;
@@ -132,6 +136,8 @@ export class Gateway implements GatewayInternals {
     this.unsubscribeProvider();
     if (this.listChangeTimer) clearTimeout(this.listChangeTimer);
     await Promise.allSettled([...this.sessions].map((session) => session.close()));
+    for (const scope of this.scopes.values()) scope.dispose();
+    this.scopes.clear();
   }
 
   // ---- GatewayInternals ----
@@ -215,6 +221,30 @@ export class Gateway implements GatewayInternals {
 
   sessionClosed(session: AgentSession): void {
     this.sessions.delete(session);
+  }
+
+  scopeFor(key: string): SessionScope {
+    let scope = this.scopes.get(key);
+    if (!scope) {
+      const view = new SessionCatalog(
+        this.catalog,
+        { specs: () => this.provider.specs(), primary: (name) => this.provider.primary(name) },
+        { separator: this.config.gateway.separator },
+        this.logger,
+      );
+      scope = new SessionScope(key, view, this);
+      this.scopes.set(key, scope);
+    }
+    return scope;
+  }
+
+  releaseScope(key: string): void {
+    this.scopes.get(key)?.dispose();
+    this.scopes.delete(key);
+  }
+
+  announceListChanged(kind: 'tools' | 'prompts' | 'resources'): void {
+    for (const listener of this.eventListeners) listener.listChanged?.(kind);
   }
 
   // ---- internals ----

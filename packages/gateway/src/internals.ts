@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import type { Catalog } from './catalog.js';
 import type { ForwardDeps } from './forward.js';
 import type { UpstreamProvider } from './provider.js';
+import type { SessionScope } from './scope.js';
 import type { AgentSession } from './session.js';
 
 /** What an agent session uses of the gateway that owns it. */
@@ -23,4 +24,8 @@ export interface GatewayInternals {
   pipeline(ctx: RequestContext, forward: (ctx: RequestContext) => Promise<RpcResult>): Promise<RpcResult>;
   onUpstreamNotification(upstream: string, method: string, params: RpcParams): void;
   sessionClosed(session: AgentSession): void;
+  /** The scope of an upstream session key, created on first use. */
+  scopeFor(key: string): SessionScope;
+  /** Disposes a scope whose key's dedicated connections are being released. */
+  releaseScope(key: string): void;
 }

@@ -27,6 +27,7 @@ import type { UpstreamConnection } from '@portcullis/upstream';
 import { toWireError } from './errors.js';
 import { createForward, type ForwardSession, relayableCapabilities, resolveTarget } from './forward.js';
 import type { GatewayInternals } from './internals.js';
+import type { ScopeMember, SessionScope } from './scope.js';
 import { rewriteOutboundParams } from './uris.js';
 
 export interface SessionInit {
@@ -52,7 +53,7 @@ interface ActiveCall {
  * One agent connection (or, in the 2026 era, one request): the SDK `Server` the front transport
  * drives, wired so that every request goes through the gateway pipeline.
  */
-export class AgentSession {
+export class AgentSession implements ScopeMember {
   readonly id: string;
   readonly server: Server;
   readonly era: ProtocolEra;
@@ -62,7 +63,8 @@ export class AgentSession {
   private readonly upstreamSessionKey: string;
   private readonly activeCalls = new Set<ActiveCall>();
   private readonly subscriptions = new Map<string, RouteTarget>();
-  private readonly dedicated = new Set<UpstreamConnection>();
+  /** Dedicated connections, the catalog view and relaying shared by every session of the same upstream session key. */
+  private readonly scope: SessionScope;
   private readonly abort = new AbortController();
   private closed = false;
   private info: SessionInfo | undefined;
@@ -81,6 +83,8 @@ export class AgentSession {
     this.remoteAddress = init.remoteAddress;
     this.identity = init.identity ?? anonymousIdentity();
     this.upstreamSessionKey = init.upstreamSessionKey ?? this.id;
+    this.scope = gateway.scopeFor(this.upstreamSessionKey);
+    this.scope.join(this);
     const capabilities = gateway.capabilities();
     this.server = new Server(gateway.serverInfo, {
       capabilities,
@@ -94,6 +98,10 @@ export class AgentSession {
 
   get isClosed(): boolean {
     return this.closed;
+  }
+
+  get hasOwnStream(): boolean {
+    return this.era === 'legacy' || this.frontTransport === 'stdio';
   }
 
   /** The facts stages see; fixed once the agent has introduced itself. */
@@ -122,7 +130,7 @@ export class AgentSession {
     if (capabilities.logging) methods.push('logging/setLevel');
     for (const method of methods) this.forwardMethod(method);
     this.server.setNotificationHandler('notifications/roots/list_changed', async () => {
-      for (const connection of this.dedicated) {
+      for (const connection of this.scope.dedicatedConnections()) {
         await connection.notify('notifications/roots/list_changed').catch(() => undefined);
       }
     });
@@ -140,7 +148,7 @@ export class AgentSession {
   private async handle(method: string, params: RpcParams, sdkContext: ServerContext): Promise<RpcResult> {
     const signal = AbortSignal.any([sdkContext.mcpReq.signal, this.abort.signal]);
     try {
-      const target = await resolveTarget(method, params, this.gateway.catalog);
+      const target = await resolveTarget(method, params, this.scope.catalog);
       const ctx: RequestContext = {
         session: this.sessionInfo(),
         identity: this.identity,
@@ -182,13 +190,15 @@ export class AgentSession {
   }
 
   private readonly forwardSession: ForwardSession = {
+    catalog: () => this.scope.catalog,
     connection: (upstream) => this.connection(upstream),
     allConnections: () => {
       const primaries = this.gateway.provider
         .specs()
         .map((spec) => this.gateway.provider.primary(spec.name))
         .filter((connection): connection is UpstreamConnection => connection?.status === 'connected');
-      return [...primaries, ...[...this.dedicated].filter((connection) => connection.status === 'connected')];
+      const dedicated = this.scope.dedicatedConnections();
+      return [...primaries, ...dedicated.filter((connection) => connection.status === 'connected')];
     },
     subscribe: async (target) => {
       if (this.subscriptions.has(target.namespacedName)) return;
@@ -210,15 +220,15 @@ export class AgentSession {
   };
 
   private connection(upstream: string): UpstreamConnection {
+    // The scope, not this session, answers the connection's server requests: with 2026-era HTTP the
+    // session that created the connection is gone after its one request.
+    const scope = this.scope;
     const connection = this.gateway.provider.acquire(upstream, this.upstreamSessionKey, {
       capabilities: this.relayedCapabilities(),
       onServerRequest: (method, params, options) =>
-        this.relayServerRequest(upstream, connection, method, params, options),
+        scope.relayServerRequest(upstream, connection, method, params, options),
     });
-    if (connection !== this.gateway.provider.primary(upstream) && !this.dedicated.has(connection)) {
-      this.dedicated.add(connection);
-      connection.onNotification((method, params) => this.onDedicatedNotification(upstream, connection, method, params));
-    }
+    if (connection !== this.gateway.provider.primary(upstream)) scope.adopt(upstream, connection);
     return connection;
   }
 
@@ -228,7 +238,7 @@ export class AgentSession {
   }
 
   /** A request an upstream sends towards the agent: related to the call that caused it when there is one. */
-  private async relayServerRequest(
+  async relayServerRequest(
     upstream: string,
     connection: UpstreamConnection,
     method: string,
@@ -247,6 +257,10 @@ export class AgentSession {
     return sendToAgent(method, outbound, (request) => this.server.request(request, options));
   }
 
+  hasCallOn(connection: UpstreamConnection): boolean {
+    return this.activeCallOn(connection) !== undefined;
+  }
+
   private activeCallOn(connection: UpstreamConnection): ActiveCall | undefined {
     let found: ActiveCall | undefined;
     for (const call of this.activeCalls) if (call.connection === connection) found = call;
@@ -259,20 +273,6 @@ export class AgentSession {
     if (!call) return false;
     void call.ctx.agent.notify(method, params).catch(() => undefined);
     return true;
-  }
-
-  private onDedicatedNotification(
-    upstream: string,
-    connection: UpstreamConnection,
-    method: string,
-    params: RpcParams,
-  ): void {
-    if (method.endsWith('/list_changed') || method === 'notifications/resources/updated') {
-      this.gateway.onUpstreamNotification(upstream, method, params);
-      return;
-    }
-    const outbound = rewriteOutboundParams(method, params, this.gateway.prefixOf(upstream));
-    if (!this.deliverDuringCall(connection, method, outbound)) void this.notify(method, outbound);
   }
 
   /** Sends a notification on the session's own stream; ignored once closed or before initialisation. */
@@ -295,10 +295,14 @@ export class AgentSession {
     this.closed = true;
     this.abort.abort(new Error('agent session closed'));
     this.gateway.sessionClosed(this);
+    this.scope.leave(this);
     for (const target of this.subscriptions.values())
       await this.gateway.subscriptions.remove(target).catch(() => undefined);
     this.subscriptions.clear();
-    if (this.upstreamSessionKey === this.id) await this.gateway.provider.releaseSession(this.id);
+    if (this.upstreamSessionKey === this.id) {
+      this.gateway.releaseScope(this.id);
+      await this.gateway.provider.releaseSession(this.id);
+    }
     await this.server.close().catch(() => undefined);
   }
 }
