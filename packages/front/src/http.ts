@@ -113,6 +113,10 @@ export async function serveGatewayOverHttp(gateway: Gateway, options: HttpFrontO
       sendJsonRpcError(res, 400, RpcCode.InvalidRequest, 'Bad Request: Mcp-Session-Id header is required', null);
       return;
     }
+    // The SDK serves subscriptions/listen without a hook revealing its filter; the gateway reads the
+    // resource URIs off the request to subscribe upstream for as long as the stream stays open.
+    const stopListening = gateway.listenFor(body);
+    if (stopListening) res.once('close', stopListening);
     await modernNode(req, res, body);
   };
 

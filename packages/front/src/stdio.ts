@@ -30,6 +30,8 @@ export class GatewayStdioTransport implements Transport {
     private readonly maxMessageBytes: number,
     /** Called once the connection has ended, after the protocol layer's own `onclose`. */
     private readonly onEnded: () => void = () => undefined,
+    /** Sees every well-formed inbound message before the protocol layer does. */
+    private readonly onInbound: (message: JSONRPCMessage) => void = () => undefined,
   ) {}
 
   async start(): Promise<void> {
@@ -93,6 +95,7 @@ export class GatewayStdioTransport implements Transport {
       this.reject(RpcCode.InvalidRequest, 'Invalid Request: not a JSON-RPC 2.0 message', idOf(parsed));
       return;
     }
+    this.onInbound(message);
     this.onmessage?.(message);
   }
 
@@ -152,11 +155,17 @@ export function serveGatewayOverStdio(gateway: Gateway, options: StdioFrontOptio
   const done = new Promise<void>((resolve) => {
     resolveDone = resolve;
   });
+  // subscriptions/listen is served inside serveStdio; the tracker follows it to subscribe upstream.
+  const listening = gateway.listenTracker();
   const transport = new GatewayStdioTransport(
     options.input ?? process.stdin,
     options.output ?? process.stdout,
     options.maxMessageBytes,
-    () => resolveDone(),
+    () => {
+      listening.close();
+      resolveDone();
+    },
+    (message) => listening.observe(message),
   );
   const handle = serveStdio(
     ({ era }) => gateway.createSession({ era, frontTransport: 'stdio', identity: options.identity }).server,

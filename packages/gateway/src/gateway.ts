@@ -17,6 +17,7 @@ import { Catalog, type ListKind, listKindsForNotification } from './catalog.js';
 import { CursorCodec } from './cursor.js';
 import type { ForwardDeps } from './forward.js';
 import type { GatewayInternals } from './internals.js';
+import { type ListenHost, ListenTracker, resourceSubscriptionsOf } from './listen.js';
 import type { UpstreamProvider } from './provider.js';
 import { SessionScope } from './scope.js';
 import { AgentSession, type SessionInit } from './session.js';
@@ -49,7 +50,7 @@ export interface UpstreamHealth {
  * sessions the front transports create. Transports call `createSession` and drive the SDK
  * `Server` it returns; they know nothing of routing or policy.
  */
-export class Gateway implements GatewayInternals {
+export class Gateway implements GatewayInternals, ListenHost {
   readonly serverInfo: Implementation;
   readonly logger: Logger;
   readonly catalog: Catalog;
@@ -69,6 +70,8 @@ export class Gateway implements GatewayInternals {
   private readonly unsubscribeProvider: () => void;
   /** Per upstream session key: its dedicated connections and catalog view (see `SessionScope`). */
   private readonly scopes = new Map<string, SessionScope>();
+  /** Gateway URIs named by open 2026-era `subscriptions/listen` streams, with how many streams name each. */
+  private readonly listened = new Map<string, number>();
 
   constructor(options: GatewayOptions) {
     this.config = options.config;
@@ -103,6 +106,71 @@ export class Gateway implements GatewayInternals {
     const session = new AgentSession(this, init);
     this.sessions.add(session);
     return session;
+  }
+
+  /**
+   * Subscribes upstream (reference-counted on the primary, shared with 2025-era `resources/subscribe`)
+   * for the gateway URIs a 2026-era `subscriptions/listen` stream names, until the returned function
+   * is called. URIs no upstream owns are ignored, as is everything when no upstream supports
+   * subscriptions (the SDK then does not honour `resourceSubscriptions` either).
+   */
+  listen(uris: readonly string[]): () => void {
+    if (!this.capabilities().resources?.subscribe) return () => undefined;
+    const unique = [...new Set(uris)];
+    for (const uri of unique) this.listened.set(uri, (this.listened.get(uri) ?? 0) + 1);
+    const subscribed = Promise.all(
+      unique.map(async (uri): Promise<RouteTarget | undefined> => {
+        try {
+          const owner = await this.catalog.resolveUri(uri);
+          if (!owner) return undefined;
+          const target: RouteTarget = { upstream: owner.upstream, originalName: owner.original, namespacedName: uri };
+          await this.subscriptions.add(target);
+          return target;
+        } catch (error) {
+          this.logger.warn({ uri, err: describeError(error) }, 'subscribing upstream for a listen stream failed');
+          return undefined;
+        }
+      }),
+    );
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      for (const uri of unique) {
+        const count = (this.listened.get(uri) ?? 1) - 1;
+        if (count > 0) this.listened.set(uri, count);
+        else this.listened.delete(uri);
+      }
+      // Removal waits for the additions, so the reference counts never go below what was added.
+      void subscribed.then((targets) =>
+        Promise.allSettled(
+          targets
+            .filter((target): target is RouteTarget => target !== undefined)
+            .map((target) => this.subscriptions.remove(target)),
+        ),
+      );
+    };
+  }
+
+  /**
+   * For one 2026-era HTTP request: when it is a `subscriptions/listen` naming resources, subscribes
+   * upstream and returns the release to call when the response ends; otherwise `undefined`.
+   */
+  listenFor(message: unknown): (() => void) | undefined {
+    if (typeof message !== 'object' || message === null || !('method' in message)) return undefined;
+    if (message.method !== 'subscriptions/listen') return undefined;
+    const uris = resourceSubscriptionsOf('params' in message ? message.params : undefined);
+    return uris.length > 0 ? this.listen(uris) : undefined;
+  }
+
+  /** A tracker the front shows a connection's inbound messages to (see `ListenTracker`). */
+  listenTracker(): ListenTracker {
+    return new ListenTracker(this);
+  }
+
+  /** Whether an open `subscriptions/listen` stream names this gateway URI. */
+  isListened(uri: string): boolean {
+    return this.listened.has(uri);
   }
 
   /** Subscribes to change events (used by the 2026-era HTTP front to feed `subscriptions/listen`). */
@@ -212,8 +280,12 @@ export class Gateway implements GatewayInternals {
     }
     if (method === 'notifications/resources/updated' && typeof params.uri === 'string') {
       const uri = namespacedUri(this.prefixOf(upstream), params.uri);
+      const listened = this.listened.has(uri);
       for (const session of this.sessions) {
-        if (session.isSubscribed(uri)) void session.notify(method, { ...params, uri });
+        // A 2026-era stdio session's notifications pass the SDK's listen router, which keeps only
+        // what that connection's streams asked for; 2026-era HTTP streams are fed by the listeners below.
+        const listening = listened && session.era === 'modern' && session.frontTransport === 'stdio';
+        if (listening || session.isSubscribed(uri)) void session.notify(method, { ...params, uri });
       }
       for (const listener of this.eventListeners) listener.resourceUpdated?.(uri);
     }

@@ -2,6 +2,7 @@ export { Catalog, type CatalogItem, type CatalogSource, LIST_KINDS, type ListKin
 export { CursorCodec } from './cursor.js';
 export { toWireError } from './errors.js';
 export { Gateway, type GatewayEvents, type GatewayOptions, type UpstreamHealth } from './gateway.js';
+export { ListenTracker, resourceSubscriptionsOf } from './listen.js';
 export { type PoolLike, providerFromPool, type UpstreamProvider } from './provider.js';
 export { AgentSession, type SessionInit } from './session.js';
 export { rewriteListedUris, rewriteOutboundParams, rewriteResultUris } from './uris.js';
