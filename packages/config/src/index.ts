@@ -1,4 +1,15 @@
-export { ConfigError, type ConfigIssue, loadConfigFile, parseConfig, upstreamSpecs } from './load.js';
+export {
+  ConfigError,
+  type ConfigIssue,
+  formatIssues,
+  formatPath,
+  loadConfigFile,
+  parseConfig,
+  parseYamlWithSchema,
+  upstreamSpecs,
+  type YamlLocator,
+  type YamlParseResult,
+} from './load.js';
 export {
   type Config,
   ConfigSchema,

@@ -25,7 +25,8 @@ export class ConfigError extends PortcullisError {
   }
 }
 
-function formatIssues(file: string, issues: readonly ConfigIssue[]): string {
+/** `file:line:col at path: reason`, one line per issue. */
+export function formatIssues(file: string, issues: readonly ConfigIssue[]): string {
   const lines = issues.map((issue) => {
     const where = issue.line === undefined ? '' : `:${issue.line}:${issue.column ?? 1}`;
     const path = issue.path === '' ? '' : ` at ${issue.path}`;
@@ -47,23 +48,45 @@ export async function loadConfigFile(file: string): Promise<Config> {
 
 /** Parses YAML (JSON is YAML) and validates it against `ConfigSchema`. */
 export function parseConfig(text: string, file: string): Config {
+  const parsed = parseYamlWithSchema(text, ConfigSchema);
+  if (parsed.ok) return parsed.value;
+  throw new ConfigError(file, parsed.issues);
+}
+
+/** Finds the line and column of a path in a parsed YAML document (the deepest existing node along it). */
+export type YamlLocator = (path: readonly (string | number)[]) => { line: number; column: number } | undefined;
+
+export type YamlParseResult<T> =
+  | { readonly ok: true; readonly value: T; readonly locate: YamlLocator }
+  | { readonly ok: false; readonly issues: readonly ConfigIssue[] };
+
+/**
+ * Parses YAML text and validates it against a zod schema. Problems come back as located issues
+ * (line, column, path, reason) — the format every Portcullis file error uses. On success the
+ * locator finds places in the document for checks that run after the schema (e.g. compiling rules).
+ */
+export function parseYamlWithSchema<S extends z.ZodType>(text: string, schema: S): YamlParseResult<z.output<S>> {
   const lineCounter = new LineCounter();
   const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
   if (doc.errors.length > 0) {
-    throw new ConfigError(
-      file,
-      doc.errors.map((error) => {
+    return {
+      ok: false,
+      issues: doc.errors.map((error) => {
         const pos = lineCounter.linePos(error.pos[0]);
         return { path: '', line: pos.line, column: pos.col, reason: error.message.split('\n')[0] ?? error.message };
       }),
-    );
+    };
   }
   const raw: unknown = doc.toJS() ?? {};
-  const result = ConfigSchema.safeParse(raw);
-  if (result.success) return result.data;
-  throw new ConfigError(
-    file,
-    result.error.issues.map((issue) => {
+  const result = schema.safeParse(raw);
+  const locateAt: YamlLocator = (path) => {
+    const position = locate(doc, lineCounter, path);
+    return position === undefined ? undefined : { line: position.line, column: position.col };
+  };
+  if (result.success) return { ok: true, value: result.data, locate: locateAt };
+  return {
+    ok: false,
+    issues: result.error.issues.map((issue) => {
       const path = issue.path.filter((key): key is string | number => typeof key !== 'symbol');
       // An unknown key is reported at the key itself, not at the map holding it.
       const firstUnknown = issue.code === 'unrecognized_keys' ? issue.keys[0] : undefined;
@@ -72,7 +95,7 @@ export function parseConfig(text: string, file: string): Config {
         locate(doc, lineCounter, path);
       return { path: formatPath(path), line: position?.line, column: position?.col, reason: describeIssue(issue) };
     }),
-  );
+  };
 }
 
 function describeIssue(issue: z.core.$ZodIssue): string {
@@ -82,7 +105,8 @@ function describeIssue(issue: z.core.$ZodIssue): string {
   return issue.message;
 }
 
-function formatPath(path: readonly (string | number)[]): string {
+/** `rules[2].when`: a path as the error messages print it. */
+export function formatPath(path: readonly (string | number)[]): string {
   return path.map((key, index) => (typeof key === 'number' ? `[${key}]` : index === 0 ? key : `.${key}`)).join('');
 }
 

@@ -87,12 +87,45 @@ export const StdioIdentitySchema = z
   })
   .strict();
 
+/** The session-log database. Without `url` (or `DATABASE_URL`), an embedded PGlite database in `dataDir`. */
+export const DatabaseSchema = z
+  .object({
+    url: z.string().min(1).optional(),
+    dataDir: z.string().min(1).default('./.portcullis/data'),
+  })
+  .strict();
+
+/** The session log's durability and retention. */
+export const AuditSchema = z
+  .object({
+    /** `closed`: refuse new tool calls while the store is down. `open`: let them through and spool events locally. */
+    onStoreFailure: z.enum(['closed', 'open']).default('closed'),
+    /** Sessions older than this are pruned whole, e.g. `90d`, `12h`. Absent: kept forever. */
+    retention: z
+      .string()
+      .regex(/^\d+(\.\d+)?(ms|s|m|h|d|w)$/, 'a duration such as 90d, 12h or 30m')
+      .optional(),
+    /** Where events are spooled while the store is down (default: `spool` beside the data directory). */
+    spoolDir: z.string().min(1).optional(),
+    batch: z
+      .object({
+        maxEvents: z.number().int().positive().default(500),
+        intervalMs: z.number().int().nonnegative().default(50),
+        maxQueue: z.number().int().positive().default(20_000),
+      })
+      .strict()
+      .prefault({}),
+  })
+  .strict();
+
 export const ConfigSchema = z
   .object({
     server: ServerSchema.prefault({}),
     gateway: GatewaySchema.prefault({}),
     logging: LoggingSchema.prefault({}),
     identity: StdioIdentitySchema.prefault({}),
+    database: DatabaseSchema.prefault({}),
+    audit: AuditSchema.prefault({}),
     upstreams: z.record(
       z.string().regex(UPSTREAM_NAME_PATTERN, 'upstream names are lowercase letters, digits and "-"'),
       UpstreamSchema,
@@ -105,6 +138,8 @@ export type UpstreamConfig = z.infer<typeof UpstreamSchema>;
 export type StdioUpstreamConfig = z.infer<typeof StdioUpstreamSchema>;
 export type HttpUpstreamConfig = z.infer<typeof HttpUpstreamSchema>;
 export type Isolation = z.infer<typeof IsolationSchema>;
+export type DatabaseConfig = z.infer<typeof DatabaseSchema>;
+export type AuditConfig = z.infer<typeof AuditSchema>;
 export type UpstreamEra = z.infer<typeof UpstreamEraSchema>;
 
 /** One upstream with its name and resolved defaults: the unit the upstream registry hands out. */
