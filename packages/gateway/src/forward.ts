@@ -195,9 +195,11 @@ async function routed(
   // Progress relayed while the call runs; the result waits for it so that it never overtakes the
   // last notification (agents drop progress that arrives after the response).
   const relayed: Promise<unknown>[] = [];
+  let lastProgressAt = 0;
   const onProgress =
     typeof progressToken === 'string' || typeof progressToken === 'number'
       ? (progress: { progress: number; total?: number; message?: string }) => {
+          lastProgressAt = Date.now();
           relayed.push(
             ctx.agent.notify('notifications/progress', { ...progress, progressToken }).catch(() => undefined),
           );
@@ -210,6 +212,11 @@ async function routed(
       ...(onProgress ? { onProgress } : {}),
     });
     await Promise.all(relayed);
+    // The official SDK clients drop a progress notification they read in the same chunk as the
+    // response (notifications dispatch on a microtask, responses at once), so the response keeps a
+    // few milliseconds' distance from the last relayed progress.
+    const settleMs = lastProgressAt + 20 - Date.now();
+    if (relayed.length > 0 && settleMs > 0) await new Promise((resolve) => setTimeout(resolve, settleMs));
     return rewriteResultUris(ctx.method, withoutHopMeta(result), deps.prefixOf(target.upstream));
   } finally {
     untrack();
