@@ -10,6 +10,7 @@ import {
 import type { UpstreamConnection } from '@portcullis/upstream';
 import type { Catalog, CatalogItem, CatalogView, ListKind } from './catalog.js';
 import type { CursorCodec } from './cursor.js';
+import type { UpstreamInteractions } from './interactions.js';
 import { rewriteResultUris } from './uris.js';
 
 /** The list methods the gateway answers from its merged catalog. */
@@ -37,6 +38,8 @@ export interface ForwardSession {
 }
 
 export interface ForwardDeps {
+  /** Turns a 2025-era upstream's pushes during a 2026-era agent's call into input_required rounds. */
+  readonly interactions?: UpstreamInteractions;
   readonly catalog: Catalog;
   readonly cursors: CursorCodec;
   readonly pageSize: number;
@@ -207,10 +210,15 @@ async function routed(
       : undefined;
   const untrack = session.track(connection, ctx);
   try {
-    const result = await connection.request(ctx.method, params, {
-      signal: ctx.signal,
-      ...(onProgress ? { onProgress } : {}),
-    });
+    const managed = deps.interactions?.route(ctx, connection, target.upstream, (options) =>
+      connection.request(ctx.method, params, options),
+    );
+    const result = managed
+      ? await managed
+      : await connection.request(ctx.method, params, {
+          signal: ctx.signal,
+          ...(onProgress ? { onProgress } : {}),
+        });
     await Promise.all(relayed);
     // The official SDK clients drop a progress notification they read in the same chunk as the
     // response (notifications dispatch on a microtask, responses at once), so the response keeps a

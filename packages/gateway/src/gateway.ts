@@ -16,6 +16,7 @@ import type { Logger } from 'pino';
 import { Catalog, type ListKind, listKindsForNotification } from './catalog.js';
 import { CursorCodec } from './cursor.js';
 import type { ForwardDeps } from './forward.js';
+import { UpstreamInteractions } from './interactions.js';
 import type { GatewayInternals } from './internals.js';
 import { type ListenHost, ListenTracker, resourceSubscriptionsOf } from './listen.js';
 import type { UpstreamProvider } from './provider.js';
@@ -30,6 +31,11 @@ export interface GatewayOptions {
   /** Stages plugged into the pipeline slots; an empty slot passes through. */
   readonly stages?: readonly Stage[];
   readonly serverInfo?: Implementation;
+  /**
+   * How long an upstream call of a 2026-era agent stays parked, waiting for the agent to retry with
+   * the answer to what a 2025-era upstream pushed (see `UpstreamInteractions`). Default 120 s.
+   */
+  readonly inputRequiredTimeoutMs?: number;
 }
 
 /** Change events the front transports turn into notifications for sessionless (2026-era) agents. */
@@ -56,6 +62,7 @@ export class Gateway implements GatewayInternals, ListenHost {
   readonly catalog: Catalog;
   readonly provider: UpstreamProvider;
   readonly forwardDeps: ForwardDeps;
+  readonly interactions: UpstreamInteractions;
   private readonly config: Config;
   private readonly sessions = new Set<AgentSession>();
   private readonly composed: (
@@ -83,7 +90,12 @@ export class Gateway implements GatewayInternals, ListenHost {
       { separator: options.config.gateway.separator },
       options.logger,
     );
+    this.interactions = new UpstreamInteractions({
+      parkMs: options.inputRequiredTimeoutMs ?? 120_000,
+      prefixOf: (upstream) => this.prefixOf(upstream),
+    });
     this.forwardDeps = {
+      interactions: this.interactions,
       catalog: this.catalog,
       cursors: new CursorCodec(),
       pageSize: options.config.gateway.pageSize,
@@ -206,6 +218,7 @@ export class Gateway implements GatewayInternals, ListenHost {
     await Promise.allSettled([...this.sessions].map((session) => session.close()));
     for (const scope of this.scopes.values()) scope.dispose();
     this.scopes.clear();
+    this.interactions.close();
   }
 
   // ---- GatewayInternals ----
@@ -313,6 +326,15 @@ export class Gateway implements GatewayInternals, ListenHost {
   releaseScope(key: string): void {
     this.scopes.get(key)?.dispose();
     this.scopes.delete(key);
+  }
+
+  relayPush(
+    connection: UpstreamConnection,
+    method: string,
+    params: RpcParams,
+    signal: AbortSignal,
+  ): Promise<RpcResult> | undefined {
+    return this.interactions.push(connection, method, params, signal);
   }
 
   announceListChanged(kind: 'tools' | 'prompts' | 'resources'): void {

@@ -3,6 +3,7 @@ import type { RequestContext, RouteTarget, RpcParams, RpcResult } from '@portcul
 import type { Logger } from 'pino';
 import type { Catalog } from './catalog.js';
 import type { ForwardDeps } from './forward.js';
+import type { UpstreamInteractions } from './interactions.js';
 import type { UpstreamProvider } from './provider.js';
 import type { SessionScope } from './scope.js';
 import type { AgentSession } from './session.js';
@@ -14,6 +15,7 @@ export interface GatewayInternals {
   readonly catalog: Catalog;
   readonly provider: UpstreamProvider;
   readonly forwardDeps: ForwardDeps;
+  readonly interactions: UpstreamInteractions;
   readonly subscriptions: {
     add(target: RouteTarget): Promise<void>;
     remove(target: RouteTarget): Promise<void>;

@@ -26,6 +26,13 @@ export interface ScopeHost {
   prefixOf(upstream: string): string | undefined;
   /** Resource updates and anything not scoped to a session (handled as for primaries). */
   onUpstreamNotification(upstream: string, method: string, params: RpcParams): void;
+  /** A push for a 2026-era agent's call parked on `connection`; `undefined` when there is none. */
+  relayPush(
+    connection: UpstreamConnection,
+    method: string,
+    params: RpcParams,
+    signal: AbortSignal,
+  ): Promise<RpcResult> | undefined;
   /** A list change for agents without a stream of their own (2026-era HTTP `subscriptions/listen`). */
   announceListChanged(kind: 'tools' | 'prompts' | 'resources'): void;
 }
@@ -81,6 +88,9 @@ export class SessionScope {
     params: RpcParams,
     options: { signal: AbortSignal },
   ): Promise<RpcResult> {
+    // A 2026-era agent's call takes the push as an input_required round (it cannot receive pushes).
+    const parked = this.host.relayPush(connection, method, params, options.signal);
+    if (parked) return parked;
     let target: ScopeMember | undefined;
     for (const member of this.members) if (!member.isClosed && member.hasCallOn(connection)) target = member;
     if (!target) for (const member of this.members) if (!member.isClosed && member.hasOwnStream) target = member;

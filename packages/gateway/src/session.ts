@@ -26,6 +26,7 @@ import {
 import type { UpstreamConnection } from '@portcullis/upstream';
 import { toWireError } from './errors.js';
 import { createForward, type ForwardSession, relayableCapabilities, resolveTarget } from './forward.js';
+import { GATEWAY_STATE_PREFIX, type Resume } from './interactions.js';
 import type { GatewayInternals } from './internals.js';
 import type { ScopeMember, SessionScope } from './scope.js';
 import { rewriteOutboundParams } from './uris.js';
@@ -145,9 +146,19 @@ export class AgentSession implements ScopeMember {
     });
   }
 
-  private async handle(method: string, params: RpcParams, sdkContext: ServerContext): Promise<RpcResult> {
+  private async handle(method: string, agentParams: RpcParams, sdkContext: ServerContext): Promise<RpcResult> {
     const signal = AbortSignal.any([sdkContext.mcpReq.signal, this.abort.signal]);
     try {
+      let params = agentParams;
+      let resume: Resume | undefined;
+      // A retry answering an input_required round the gateway itself started (see UpstreamInteractions).
+      if (
+        this.era === 'modern' &&
+        typeof params.requestState === 'string' &&
+        params.requestState.startsWith(GATEWAY_STATE_PREFIX)
+      ) {
+        ({ params, resume } = await this.gateway.interactions.claimRetry(params, sdkContext));
+      }
       const target = await resolveTarget(method, params, this.scope.catalog);
       const ctx: RequestContext = {
         session: this.sessionInfo(),
@@ -162,6 +173,7 @@ export class AgentSession implements ScopeMember {
         beforeForward: [],
         annotations: new Map(),
       };
+      if (resume) this.gateway.interactions.attach(ctx, resume);
       const result = await this.gateway.pipeline(ctx, createForward(this.gateway.forwardDeps, this.forwardSession));
       this.identity = ctx.identity;
       return result;
@@ -246,9 +258,11 @@ export class AgentSession implements ScopeMember {
     options: { signal: AbortSignal },
   ): Promise<RpcResult> {
     if (this.era === 'modern') {
+      // Pushes during a call reach the agent as input_required rounds (the scope hands them to
+      // UpstreamInteractions first); outside any call a 2026-era agent has nothing to answer them on.
       throw new JsonRpcError(
         RpcCode.MethodNotFound,
-        `${method} cannot be relayed: the agent speaks the 2026-07-28 protocol, which has no server-to-client requests`,
+        `${method} cannot be relayed: the agent speaks the 2026-07-28 protocol and has no call in flight here`,
       );
     }
     const outbound = rewriteOutboundParams(method, params, this.gateway.prefixOf(upstream));
