@@ -100,9 +100,9 @@ const REQUESTS = [
   {
     kind: 'tool',
     identity,
-    upstream: 'git',
+    upstream: 'db',
     name: 'op_7',
-    namespacedName: 'git__op_7',
+    namespacedName: 'db__op_7',
     args: { path: '/srv/7/x' },
     now,
   },
