@@ -1,0 +1,92 @@
+import type { ColumnType } from 'kysely';
+
+/** A timestamp column: read back as a `Date`, written as a `Date` or an ISO string (spool replay). */
+export type Timestamp = ColumnType<Date, Date | string, Date | string>;
+/** A jsonb column: any JSON value in, the parsed value out. */
+export type Json = ColumnType<unknown, string, string>;
+
+export interface SessionsTable {
+  id: string;
+  gateway_instance: string;
+  identity_subject: string;
+  identity_groups: Json;
+  auth_method: string;
+  client_name: string | null;
+  client_version: string | null;
+  era: string;
+  protocol_version: string;
+  front_transport: string;
+  remote_address: string | null;
+  started_at: Timestamp;
+  ended_at: Timestamp | null;
+  end_reason: string | null;
+  event_count: number | null;
+  head_hash: string | null;
+}
+
+export interface EventsTable {
+  session_id: string;
+  seq: number;
+  occurred_at: Timestamp;
+  direction: string;
+  kind: string;
+  method: string | null;
+  rpc_id: string | null;
+  upstream: string | null;
+  payload: Json;
+  size_bytes: number;
+  latency_ms: number | null;
+  prev_hash: string;
+  hash: string;
+}
+
+export interface ToolCallsTable {
+  id: string;
+  session_id: string;
+  rpc_id: string | null;
+  request_seq: number | null;
+  identity_subject: string;
+  identity_groups: Json;
+  upstream: string | null;
+  tool: string;
+  namespaced_tool: string;
+  arguments: Json;
+  decision: string;
+  decision_rule: string | null;
+  approval_ref: string | null;
+  forwarded: boolean;
+  requested_at: Timestamp;
+  completed_at: Timestamp | null;
+  outcome: string | null;
+  result: Json | null;
+  is_error: boolean | null;
+  error_code: number | null;
+  error_message: string | null;
+  duration_ms: number | null;
+  redaction: Json | null;
+}
+
+export interface UpstreamsTable {
+  name: string;
+  transport: string;
+  target: string | null;
+  first_seen_at: Timestamp;
+  last_seen_at: Timestamp;
+}
+
+export interface AdminAuditTable {
+  id: string;
+  occurred_at: Timestamp;
+  actor: string;
+  action: string;
+  target: string | null;
+  details: Json;
+}
+
+export interface Database {
+  portcullis_sessions: SessionsTable;
+  portcullis_events: EventsTable;
+  portcullis_tool_calls: ToolCallsTable;
+  portcullis_upstreams: UpstreamsTable;
+  portcullis_admin_audit: AdminAuditTable;
+}
