@@ -5,7 +5,9 @@ import { cardPrefixValid, ibanValid, luhnValid, shannonEntropy, ssnValid } from 
  * Built-in detectors. Each finds spans of sensitive text; the scanner resolves overlaps and applies
  * actions. Every pattern is written so that its cost is linear in the text: quantifiers are bounded
  * or start after a literal prefix, and unbounded runs use the `(?=(x+))\1` atomic idiom so that a
- * failed match never backtracks into them.
+ * failed match never backtracks into them. Token patterns start with their literal prefix and check
+ * the character before it with a lookbehind placed after the prefix (`eyJ(?<![…]eyJ)`): V8 then
+ * scans for the literal, several times faster than a pattern that starts with a lookbehind.
  */
 
 export type Emit = (start: number, end: number) => void;
@@ -189,14 +191,15 @@ const phoneDetector = regexDetector(
       const national = digits.length === 11 ? digits.slice(1) : digits;
       if (national.length !== 10 || national.charCodeAt(3) < 50) return false;
       // NANP: separators must be used consistently ("415-555.0100" is not a phone number).
-      const seps = text.replace(/^1[ .-]/, '').replace(/[\d()]/g, '');
+      if (text.includes('(')) return true;
+      const seps = text.replace(/^1[ .-]/, '').replace(/\d/g, '');
       return !(seps.length === 2 && seps[0] !== seps[1]);
     },
   },
 );
 
 /** 13–19 digits, optionally in groups separated by one kind of space or dash; issuer prefix and Luhn checked. */
-const cardDetector = regexDetector('card', /(?<![\w.-])\d(?:[ -]?\d){11,18}(?![\w-]|\.\d)/g, {
+const cardDetector = regexDetector('card', /[2-6]\d{3}(?<![\w.-][2-6]\d{3})(?:[ -]?\d){8,15}(?![\w-]|\.\d)/g, {
   validate: (m) => {
     const text = m[0];
     const digits = text.replace(/\D/g, '');
@@ -212,7 +215,7 @@ const cardDetector = regexDetector('card', /(?<![\w.-])\d(?:[ -]?\d){11,18}(?![\
   },
 });
 
-const ssnDetector = regexDetector('ssn', /(?<![\w-])(\d{3})([- ])(\d{2})\2(\d{4})(?![\w-])/g, {
+const ssnDetector = regexDetector('ssn', /(\d{3})([- ])(?<![\w-]\d{3}[- ])(\d{2})\2(\d{4})(?![\w-])/g, {
   validate: (m) => ssnValid(m[1]!, m[3]!, m[4]!),
 });
 
@@ -232,14 +235,13 @@ const ipv4Detector = regexDetector('ipv4', new RegExp(`(?<![\\w.])${OCTET}(?:\\.
 
 const ipv6Detector = regexDetector(
   'ipv6',
-  /(?<![\w:.])(?:[0-9A-Fa-f]{0,4}:){2,7}(?:[0-9A-Fa-f]{1,4}|(?:\d{1,3}\.){3}\d{1,3})?(?:%[0-9A-Za-z]{1,16})?(?![\w:])/g,
+  /(?<![\w:.])(?:[0-9A-Fa-f]{0,4}:){2,7}(?:(?:\d{1,3}\.){3}\d{1,3}|[0-9A-Fa-f]{1,4})?(?:%[0-9A-Za-z]{1,16})?(?![\w:])/g,
   {
-    prefilter: (text) => text.includes(':'),
     validate: (m) => {
       const address = m[0].replace(/%.*$/, '');
       if (!isIPv6(address)) return false;
       // At least two groups with digits: "a::b" style scope strings and bare "::" are not addresses worth masking.
-      return (address.match(/[0-9A-Fa-f]+/g) ?? []).length >= 2;
+      return /\d/.test(address) && (address.match(/[0-9A-Fa-f]+/g) ?? []).length >= 2;
     },
   },
 );
@@ -249,7 +251,7 @@ const ipv6Detector = regexDetector(
 
 const awsAccessKeyDetector = regexDetector(
   'aws-access-key-id',
-  /(?<![A-Za-z0-9])(?:AKIA|ASIA|ABIA|ACCA|AGPA|AIDA|AIPA|ANPA|ANVA|AROA|APKA|ASCA)[A-Z2-7]{16}(?![A-Za-z0-9])/g,
+  /A(?<![A-Za-z0-9]A)(?:KIA|SIA|BIA|CCA|GPA|IDA|IPA|NPA|NVA|ROA|PKA|SCA)[A-Z2-7]{16}(?![A-Za-z0-9])/g,
 );
 
 /** A 40-character secret access key, recognised by the name it is assigned to. */
@@ -261,36 +263,47 @@ const awsSecretKeyDetector = regexDetector(
 
 const githubDetector = regexDetector(
   'github-token',
-  /(?<![A-Za-z0-9_])(?:gh[pousr]_[A-Za-z0-9]{36,251}|github_pat_[A-Za-z0-9_]{50,244})(?![A-Za-z0-9_])/g,
+  /(?:gh[pousr]_(?<![A-Za-z0-9_]gh[pousr]_)[A-Za-z0-9]{36,251}|github_pat_(?<![A-Za-z0-9_]github_pat_)[A-Za-z0-9_]{50,244})(?![A-Za-z0-9_])/g,
 );
 
 const gitlabDetector = regexDetector(
   'gitlab-token',
-  /(?<![A-Za-z0-9_-])(?:glpat|gldt|glrt|glptt|glcbt|glimt|glsoat|glffct|gloas|glagent)-[A-Za-z0-9_-]{20,255}(?![A-Za-z0-9_-])/g,
+  /gl(?<![A-Za-z0-9_-]gl)(?:pat|dt|rt|ptt|cbt|imt|soat|ffct|oas|agent)-[A-Za-z0-9_-]{20,255}(?![A-Za-z0-9_-])/g,
 );
 
-const slackDetector = regexDetector(
+const slackTokenDetector = regexDetector(
   'slack-token',
-  /(?<![A-Za-z0-9-])(?:xox[abposre]-[A-Za-z0-9-]{10,250}|xapp-\d-[A-Za-z0-9-]{10,250})(?![A-Za-z0-9-])|https:\/\/hooks\.slack\.com\/(?:services|workflows|triggers)\/[A-Za-z0-9/_-]{20,200}/g,
+  /x(?<![A-Za-z0-9-]x)(?:ox[abposre]|app)-[A-Za-z0-9-]{10,250}(?![A-Za-z0-9-])/g,
+  {},
 );
+const slackWebhookDetector = regexDetector(
+  'slack-token',
+  /https:\/\/hooks\.slack\.com\/(?:services|workflows|triggers)\/[A-Za-z0-9/_-]{20,200}/g,
+);
+const slackDetector: Detector = {
+  id: 'slack-token',
+  find(text, emit) {
+    slackTokenDetector.find(text, emit);
+    slackWebhookDetector.find(text, emit);
+  },
+};
 
 const stripeDetector = regexDetector(
   'stripe-key',
-  /(?<![A-Za-z0-9_])(?:(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{10,247}|whsec_[A-Za-z0-9]{24,128})(?![A-Za-z0-9_])/g,
+  /(?:[sr]k_(?<![A-Za-z0-9_][sr]k_)(?:live|test)_[A-Za-z0-9]{10,247}|whsec_(?<![A-Za-z0-9_]whsec_)[A-Za-z0-9]{24,128})(?![A-Za-z0-9_])/g,
 );
 
 const openaiDetector = regexDetector(
   'openai-key',
-  /(?<![A-Za-z0-9_-])sk-(?:proj-|svcacct-|admin-|ant-api\d\d-)?(?=([A-Za-z0-9_-]{20,400}))\1(?![A-Za-z0-9_-])/g,
+  /sk-(?<![A-Za-z0-9_-]sk-)(?:proj-|svcacct-|admin-|ant-api\d\d-)?(?=([A-Za-z0-9_-]{20,400}))\1(?![A-Za-z0-9_-])/g,
   { validate: (m) => /\d/.test(m[1]!) && /[A-Za-z]/.test(m[1]!) },
 );
 
 /** Three base64url segments, the first two JSON objects (`eyJ` = `{"`); the header must decode and name `alg` or `typ`. */
 const jwtDetector = regexDetector(
   'jwt',
-  /(?<![A-Za-z0-9_-])eyJ(?=([A-Za-z0-9_-]+))\1\.eyJ(?=([A-Za-z0-9_-]+))\2\.(?=([A-Za-z0-9_-]*))\3/g,
+  /eyJ(?<![A-Za-z0-9_-]eyJ)(?=([A-Za-z0-9_-]+))\1\.eyJ(?=([A-Za-z0-9_-]+))\2\.(?=([A-Za-z0-9_-]*))\3/g,
   {
-    prefilter: (text) => text.includes('eyJ'),
     validate: (m) => {
       try {
         const header = JSON.parse(Buffer.from(`eyJ${m[1]}`, 'base64url').toString('utf8')) as unknown;
@@ -335,11 +348,11 @@ export const SECRET_KEY_PATTERN =
   /^(?:password|passwd|pwd|pass|secret|client[_-]?secret|api[_-]?key|apikey|access[_-]?token|auth[_-]?token|refresh[_-]?token|bearer[_-]?token|token|private[_-]?key|secret[_-]?key|passphrase|credentials?)$/i;
 
 const ASSIGNMENT_NAMES =
-  'password|passwd|pwd|pass|secret|client[_-]?secret|api[_-]?key|apikey|access[_-]?token|auth[_-]?token|refresh[_-]?token|bearer[_-]?token|token|private[_-]?key|secret[_-]?key|passphrase|credentials?';
+  'pass(?:word|wd|phrase)?|pwd|secret(?:[_-]?key)?|client[_-]?secret|api[_-]?key|apikey|(?:access|auth|refresh|bearer)[_-]?token|token|private[_-]?key|credentials?';
 
 /** A value that says nothing: empty, a placeholder, or already redacted. */
 const NON_SECRET_VALUE =
-  /^(?:null|none|nil|true|false|undefined|required|optional|string|\*+|x+|\.{3}|<[^>]*>|\[REDACTED[^\]]*\]|\$\{[^}]*\}|%s)$/i;
+  /^(?:null|none|nil|true|false|undefined|required|optional|string|\*+|x+|\.{3}|<[^>]*>|\[REDACTED[^\]]*\]|\$\{[^}]*\}?|%s)$/i;
 
 /**
  * `password=hunter2`, `secret: abc`, `"api_key": "…"`, `token => '…'`: only the value is masked.
@@ -347,7 +360,7 @@ const NON_SECRET_VALUE =
  * joined words (`db_password`, `x-api-key`).
  */
 const ASSIGNMENT_REGEX = new RegExp(
-  `(?<![A-Za-z0-9])(?:[A-Za-z0-9]{1,32}[_-]){0,3}(?:${ASSIGNMENT_NAMES})["']?[ \\t]{0,4}(?::|=>|=)[ \\t]{0,4}(?:"([^"\\r\\n\\\\]{1,512})"|'([^'\\r\\n]{1,512})'|([^\\s"',;&}<>\\\\]{1,512}))`,
+  `(?:${ASSIGNMENT_NAMES})["']?[ \\t]{0,4}(?::|=>|=)[ \\t]{0,4}(?:"([^"\\r\\n\\\\]{1,512})"|'([^'\\r\\n]{1,512})'|([^\\s"',;&}<>\\\\]{1,512}))`,
   'gi',
 );
 
@@ -357,6 +370,10 @@ const assignmentDetector: Detector = {
     const re = ASSIGNMENT_REGEX;
     re.lastIndex = 0;
     for (let m = re.exec(text); m !== null; m = re.exec(text)) {
+      if (m.index > 0 && /[A-Za-z0-9]/.test(text[m.index - 1]!)) {
+        re.lastIndex = m.index + 1;
+        continue;
+      }
       const quoted = m[1] ?? m[2];
       const value = quoted ?? m[3] ?? '';
       if (value.trim().length === 0 || NON_SECRET_VALUE.test(value.trim())) continue;
