@@ -41,7 +41,8 @@ const WORDS =
   'the request was processed by upstream service and returned a result with status code after retry for user account order invoice shipment payment ticket customer support team review pending approved'.split(
     ' ',
   );
-const token = (prefix, n) => prefix + Array.from({ length: n }, () => pick('abcdefghijkmnopqrstuvwxyzABCDEFGH0123456789'.split(''))).join('');
+const token = (prefix, n) =>
+  prefix + Array.from({ length: n }, () => pick('abcdefghijkmnopqrstuvwxyzABCDEFGH0123456789'.split(''))).join('');
 const SENSITIVE = [
   () => `${pick(['alice', 'bob', 'carol.smith', 'd.jones'])}@${pick(['example.com', 'mail.example.org'])}`,
   () => `+1 415 555 ${digits(4)}`,

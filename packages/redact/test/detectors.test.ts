@@ -23,7 +23,11 @@ const jwt = j(
   '.',
   'SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c',
 );
-const pem = j('-----BEGIN ', 'RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA1234abcd\nZZZZ==\n-----END ', 'RSA PRIVATE KEY-----');
+const pem = j(
+  '-----BEGIN ',
+  'RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA1234abcd\nZZZZ==\n-----END ',
+  'RSA PRIVATE KEY-----',
+);
 
 const cases: Case[] = [
   {
@@ -34,7 +38,15 @@ const cases: Case[] = [
       ['"x_y%z@sub-domain.example.org",', 'x_y%z@sub-domain.example.org'],
       ['end of sentence: carol@example.com.', 'carol@example.com'],
     ],
-    negatives: ['@mention in chat', 'user@localhost', 'npm i @types/node@20', 'a @ b.com', 'x@y.c', 'me@123.456', 'git@github'],
+    negatives: [
+      '@mention in chat',
+      'user@localhost',
+      'npm i @types/node@20',
+      'a @ b.com',
+      'x@y.c',
+      'me@123.456',
+      'git@github',
+    ],
   },
   {
     id: 'phone',
@@ -92,7 +104,18 @@ const cases: Case[] = [
       ['ssn 536-22-4567', '536-22-4567'],
       ['SSN: 536 22 1234', '536 22 1234'],
     ],
-    negatives: ['000-12-3456', '666-12-3456', '900-12-3456', '123-00-4567', '123-45-0000', '078-05-1120', '123-45-6789', '123456789', '123-45 6789', 'a123-45-6789'],
+    negatives: [
+      '000-12-3456',
+      '666-12-3456',
+      '900-12-3456',
+      '123-00-4567',
+      '123-45-0000',
+      '078-05-1120',
+      '123-45-6789',
+      '123456789',
+      '123-45 6789',
+      'a123-45-6789',
+    ],
   },
   {
     id: 'iban',
@@ -102,7 +125,13 @@ const cases: Case[] = [
       ['FR1420041010050500013M02606', 'FR1420041010050500013M02606'],
       ['NO9386011117947', 'NO9386011117947'],
     ],
-    negatives: ['DE89370400440532013001', 'GB82WEST123456987654', 'XX89370400440532013000', 'ABCD EFGH IJKL MNOP', 'DE8937040044053201300'],
+    negatives: [
+      'DE89370400440532013001',
+      'GB82WEST123456987654',
+      'XX89370400440532013000',
+      'ABCD EFGH IJKL MNOP',
+      'DE8937040044053201300',
+    ],
   },
   {
     id: 'ipv4',
@@ -159,7 +188,10 @@ const cases: Case[] = [
   {
     id: 'slack-token',
     positives: [
-      [j('xoxb', '-123456789012-1234567890123-AbCdEfGhIjKlMnOpQrStUvWx'), j('xoxb', '-123456789012-1234567890123-AbCdEfGhIjKlMnOpQrStUvWx')],
+      [
+        j('xoxb', '-123456789012-1234567890123-AbCdEfGhIjKlMnOpQrStUvWx'),
+        j('xoxb', '-123456789012-1234567890123-AbCdEfGhIjKlMnOpQrStUvWx'),
+      ],
       [
         j('https://hooks.slack.com/services/', 'T00000000/B00000000/XXXXXXXXXXXXXXXXXXXXXXXX'),
         j('https://hooks.slack.com/services/', 'T00000000/B00000000/XXXXXXXXXXXXXXXXXXXXXXXX'),
@@ -194,9 +226,15 @@ const cases: Case[] = [
     positives: [
       [`key:\n${pem}\ndone`, pem],
       [JSON.stringify({ key: pem }), JSON.stringify(pem).slice(1, -1)],
-      [j('-----BEGIN ', 'PRIVATE KEY-----\nMIIEvQIBADANBg\nAAAA'), j('-----BEGIN ', 'PRIVATE KEY-----\nMIIEvQIBADANBg\nAAAA')],
+      [
+        j('-----BEGIN ', 'PRIVATE KEY-----\nMIIEvQIBADANBg\nAAAA'),
+        j('-----BEGIN ', 'PRIVATE KEY-----\nMIIEvQIBADANBg\nAAAA'),
+      ],
     ],
-    negatives: ['-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----', '-----BEGIN PUBLIC KEY-----\nMIIB\n-----END PUBLIC KEY-----'],
+    negatives: [
+      '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----',
+      '-----BEGIN PUBLIC KEY-----\nMIIB\n-----END PUBLIC KEY-----',
+    ],
   },
   {
     id: 'secret-assignment',
@@ -217,13 +255,19 @@ const cases: Case[] = [
       'password: "[REDACTED:secret-assignment]"',
       'the secret is out',
       'password: ********',
+      // biome-ignore lint/suspicious/noTemplateCurlyInString: a literal placeholder, as in a config file.
       'token: ${TOKEN}',
     ],
   },
   {
     id: 'high-entropy',
     positives: [['blob Zx9Qw3Er7Ty1Ui5Op2As6Df0Gh4Jk8L end', 'Zx9Qw3Er7Ty1Ui5Op2As6Df0Gh4Jk8L']],
-    negatives: ['aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa', 'ThisIsJustAVeryLongCamelCaseIdentifierName', '0123456789abcdef0123456789abcdef', 'short1A'],
+    negatives: [
+      'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa',
+      'ThisIsJustAVeryLongCamelCaseIdentifierName',
+      '0123456789abcdef0123456789abcdef',
+      'short1A',
+    ],
   },
 ];
 

@@ -63,8 +63,10 @@ describe('selectPath', () => {
     expect(select(doc, "$.a['x-y']")).toEqual(["$.a['x-y']"]);
     expect(select(doc, "$['it\\'s']")).toEqual(["$['it\\'s']"]);
   });
-  it('selects every element with [*]', () => expect(select(doc, '$.rows[*].ssn')).toEqual(['$.rows[0].ssn', '$.rows[1].ssn']));
-  it('selects every member with .*', () => expect(select(doc, '$.rows[0].*')).toEqual(['$.rows[0].ssn', '$.rows[0].password']));
+  it('selects every element with [*]', () =>
+    expect(select(doc, '$.rows[*].ssn')).toEqual(['$.rows[0].ssn', '$.rows[1].ssn']));
+  it('selects every member with .*', () =>
+    expect(select(doc, '$.rows[0].*')).toEqual(['$.rows[0].ssn', '$.rows[0].password']));
   it('selects descendants at any depth', () => {
     expect(select(doc, '$..password')).toEqual(['$.password', '$.rows[0].password', '$.rows[1].nested.password']);
     expect(select(doc, '$.a..ssn')).toEqual(['$.a.list[0].ssn', '$.a.list[1].ssn']);

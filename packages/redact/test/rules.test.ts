@@ -15,7 +15,10 @@ describe('RedactionRulesSchema', () => {
         except: { subjects: ['ada'] },
         detectors: ['card', { id: 'email', action: 'partial' }],
         custom: [{ id: 'employee-id', pattern: 'EMP-[0-9]{6}', validator: 'luhn', action: 'hash' }],
-        fields: [{ path: '$.rows[*].ssn', action: 'mask' }, { path: '$..password', action: 'drop', label: 'password' }],
+        fields: [
+          { path: '$.rows[*].ssn', action: 'mask' },
+          { path: '$..password', action: 'drop', label: 'password' },
+        ],
         action: 'mask',
         binary: 'drop',
         args: true,
@@ -30,7 +33,9 @@ describe('RedactionRulesSchema', () => {
     if (result.ok) return;
     expect(result.issues[0]!.rule).toBe('bad-path');
     expect(result.issues[0]!.path).toEqual([0, 'fields', 0, 'path']);
-    expect(result.issues[0]!.message).toMatch(/^rule "bad-path": invalid path "\$\.a\[\?\(@\.x\)\]": filter expressions/);
+    expect(result.issues[0]!.message).toMatch(
+      /^rule "bad-path": invalid path "\$\.a\[\?\(@\.x\)\]": filter expressions/,
+    );
   });
 
   it('names the rule of an invalid or unsafe pattern', () => {
@@ -92,19 +97,27 @@ describe('rule matching', () => {
   });
 
   it('matches upstream and tool names (original or namespaced, globbed, case-folded)', () => {
-    expect(rules.planFor({ upstream: 'crm', kind: 'tool', name: 'lookup_customer', identity: support }).fields).toHaveLength(1);
+    expect(
+      rules.planFor({ upstream: 'crm', kind: 'tool', name: 'lookup_customer', identity: support }).fields,
+    ).toHaveLength(1);
     expect(
       rules.planFor({ upstream: 'crm', kind: 'tool', name: 'x', namespacedName: 'LOOKUP', identity: support }).fields,
     ).toHaveLength(1);
-    expect(rules.planFor({ upstream: 'erp', kind: 'tool', name: 'lookup_customer', identity: support }).fields).toHaveLength(0);
-    expect(rules.planFor({ upstream: 'crm', kind: 'prompt', name: 'lookup_customer', identity: support }).fields).toHaveLength(0);
+    expect(
+      rules.planFor({ upstream: 'erp', kind: 'tool', name: 'lookup_customer', identity: support }).fields,
+    ).toHaveLength(0);
+    expect(
+      rules.planFor({ upstream: 'crm', kind: 'prompt', name: 'lookup_customer', identity: support }).fields,
+    ).toHaveLength(0);
   });
 
   it('matches prompts and resources by kind', () => {
-    expect(ids(rules.planFor({ upstream: 'u', kind: 'prompt', name: 'p', namespacedName: 'hr__p', identity: support }))).toContain(
-      'phone:hash:hr-prompts',
+    expect(
+      ids(rules.planFor({ upstream: 'u', kind: 'prompt', name: 'p', namespacedName: 'hr__p', identity: support })),
+    ).toContain('phone:hash:hr-prompts');
+    expect(rules.planFor({ upstream: 'u', kind: 'resource', name: 'vault://k', identity: support }).dropBinary).toBe(
+      true,
     );
-    expect(rules.planFor({ upstream: 'u', kind: 'resource', name: 'vault://k', identity: support }).dropBinary).toBe(true);
     expect(rules.planFor({ upstream: 'u', kind: 'tool', name: 'vault://k', identity: support }).dropBinary).toBe(false);
   });
 

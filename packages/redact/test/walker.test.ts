@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { Redactor, type RedactionSubject } from '../src/index.js';
+import { type RedactionSubject, Redactor } from '../src/index.js';
 
 // The conformance fixture's shapes (packages/fixture/src/server.ts), with sensitive values put in.
 const PNG = 'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8DwHwAFBQIAX8jx0gAAAABJRU5ErkJggg==';
@@ -39,7 +39,9 @@ describe('tools/call results', () => {
       { type: 'email', location: '$.content[0].text', action: 'mask', rule: 'defaults', count: 1 },
       { type: 'card', location: '$.content[0].text', action: 'mask', rule: 'defaults', count: 1 },
     ]);
-    expect(Object.isFrozen(summary) && Object.isFrozen(summary.entries) && Object.isFrozen(summary.entries[0])).toBe(true);
+    expect(Object.isFrozen(summary) && Object.isFrozen(summary.entries) && Object.isFrozen(summary.entries[0])).toBe(
+      true,
+    );
     expect(JSON.stringify(summary)).not.toContain('alice');
     expect(input.content[0]!.text).toContain(EMAIL);
   });
@@ -59,7 +61,11 @@ describe('tools/call results', () => {
         { type: 'audio', data: WAV, mimeType: 'audio/wav' },
         {
           type: 'resource',
-          resource: { uri: 'test://mixed-content-resource', mimeType: 'application/json', text: JSON.stringify({ owner: EMAIL }) },
+          resource: {
+            uri: 'test://mixed-content-resource',
+            mimeType: 'application/json',
+            text: JSON.stringify({ owner: EMAIL }),
+          },
         },
       ],
     };
@@ -68,7 +74,11 @@ describe('tools/call results', () => {
     expect(value.content[2]).toEqual(input.content[2]);
     expect(value.content[3]).toEqual({
       type: 'resource',
-      resource: { uri: 'test://mixed-content-resource', mimeType: 'application/json', text: '{"owner":"[REDACTED:email]"}' },
+      resource: {
+        uri: 'test://mixed-content-resource',
+        mimeType: 'application/json',
+        text: '{"owner":"[REDACTED:email]"}',
+      },
     });
   });
 
@@ -93,8 +103,14 @@ describe('tools/call results', () => {
   it('redacts embedded resource text and text-typed blobs (decoded, re-encoded)', async () => {
     const input = {
       content: [
-        { type: 'resource', resource: { uri: 'test://embedded-resource', mimeType: 'text/plain', text: `mail ${EMAIL}` } },
-        { type: 'resource', resource: { uri: 'test://b', mimeType: 'text/csv', blob: b64(`name,email\nAlice,${EMAIL}\n`) } },
+        {
+          type: 'resource',
+          resource: { uri: 'test://embedded-resource', mimeType: 'text/plain', text: `mail ${EMAIL}` },
+        },
+        {
+          type: 'resource',
+          resource: { uri: 'test://b', mimeType: 'text/csv', blob: b64(`name,email\nAlice,${EMAIL}\n`) },
+        },
         { type: 'resource', resource: { uri: 'test://bin', mimeType: 'application/octet-stream', blob: b64(EMAIL) } },
       ],
     };
@@ -170,7 +186,10 @@ describe('tools/call results', () => {
             },
           },
         },
-        link: { method: 'elicitation/create', params: { mode: 'url', message: 'Open', url: `https://x.example/?mail=${EMAIL}` } },
+        link: {
+          method: 'elicitation/create',
+          params: { mode: 'url', message: 'Open', url: `https://x.example/?mail=${EMAIL}` },
+        },
         client_roots: { method: 'roots/list', params: {} },
       },
       requestState: state,
@@ -184,7 +203,10 @@ describe('tools/call results', () => {
       systemPrompt: 'You assist [REDACTED:email]',
       maxTokens: 100,
     });
-    const elicit = requests.response!.params as { message: string; requestedSchema: { properties: Record<string, Record<string, unknown>> } };
+    const elicit = requests.response!.params as {
+      message: string;
+      requestedSchema: { properties: Record<string, Record<string, unknown>> };
+    };
     expect(elicit.message).toBe('Confirm the card [REDACTED:card]');
     expect(elicit.requestedSchema.properties.email).toEqual({
       type: 'string',
@@ -195,7 +217,9 @@ describe('tools/call results', () => {
     expect(elicit.requestedSchema.properties.status).toEqual({ type: 'string', enum: ['active', 'inactive'] });
     expect(requests.link!.params.url).toBe('https://x.example/?mail=[REDACTED:email]');
     expect(requests.client_roots).toEqual({ method: 'roots/list', params: {} });
-    expect(summary.entries.map((e) => e.location)).toContain("$.inputRequests.sampling.params.messages[0].content.text");
+    expect(summary.entries.map((e) => e.location)).toContain(
+      '$.inputRequests.sampling.params.messages[0].content.text',
+    );
   });
 });
 
@@ -255,7 +279,8 @@ describe('structuredContent and outputSchema', () => {
       ],
     });
     const text = value.content[0]!.text as string;
-    for (const secret of [EMAIL, '4111111111111111', 'hunter2', '536-22-4567', '555 0123']) expect(text).not.toContain(secret);
+    for (const secret of [EMAIL, '4111111111111111', 'hunter2', '536-22-4567', '555 0123'])
+      expect(text).not.toContain(secret);
   });
 
   it('applies every action through field rules; drop removes only optional fields', async () => {
@@ -274,9 +299,14 @@ describe('structuredContent and outputSchema', () => {
         ],
       },
     ]);
-    const { value, summary } = await r.redactResult('tools/call', { content: [], structuredContent: structured }, subject, {
-      outputSchema,
-    });
+    const { value, summary } = await r.redactResult(
+      'tools/call',
+      { content: [], structuredContent: structured },
+      subject,
+      {
+        outputSchema,
+      },
+    );
     const out = value.structuredContent as Record<string, unknown>;
     expect(out.rows).toEqual([
       { ssn: '[REDACTED:ssn]', name: expect.stringMatching(/^\[HASH:name:[0-9a-f]{16}\]$/) },
@@ -318,25 +348,40 @@ describe('structuredContent and outputSchema', () => {
     expect(a).toMatch(/^\[HASH:email:[0-9a-f]{16}\]$/);
     expect(a).toBe(b);
     expect(a).not.toBe(c);
-    const other = new Redactor({ rules: [{ name: 'h', detectors: [{ id: 'email', action: 'hash' }] }], hashKey: 'another-key-0123456789' });
+    const other = new Redactor({
+      rules: [{ name: 'h', detectors: [{ id: 'email', action: 'hash' }] }],
+      hashKey: 'another-key-0123456789',
+    });
     const again = await other.redactResult('tools/call', { content: [{ type: 'text', text: EMAIL }] }, subject);
     expect(again.value.content[0]!.text).not.toBe(a);
   });
 
   it('partial keeps the last four', async () => {
     const r = redactor([{ name: 'p', detectors: ['card', 'email'], action: 'partial' }]);
-    const { value } = await r.redactResult('tools/call', { content: [{ type: 'text', text: `${CARD} ${EMAIL}` }] }, subject);
+    const { value } = await r.redactResult(
+      'tools/call',
+      { content: [{ type: 'text', text: `${CARD} ${EMAIL}` }] },
+      subject,
+    );
     expect(value.content[0]!.text).toBe('[REDACTED:card:****1111] [REDACTED:email:****ecom]');
   });
 
   it('drop removes the match from text', async () => {
     const r = redactor([{ name: 'd', detectors: ['email'], action: 'drop' }]);
-    const { value } = await r.redactResult('tools/call', { content: [{ type: 'text', text: `mail <${EMAIL}>` }] }, subject);
+    const { value } = await r.redactResult(
+      'tools/call',
+      { content: [{ type: 'text', text: `mail <${EMAIL}>` }] },
+      subject,
+    );
     expect(value.content[0]!.text).toBe('mail <>');
   });
 
   it('renames object keys a detector matches', async () => {
-    const { value } = await defaults.redactResult('tools/call', { content: [], structuredContent: { [EMAIL]: 1, 'x@example.org': 2 } }, subject);
+    const { value } = await defaults.redactResult(
+      'tools/call',
+      { content: [], structuredContent: { [EMAIL]: 1, 'x@example.org': 2 } },
+      subject,
+    );
     expect(value.structuredContent).toEqual({ '[REDACTED:email]': 1, '[REDACTED:email]#2': 2 });
   });
 });
@@ -347,12 +392,20 @@ describe('other results and messages', () => {
     const input = {
       contents: [
         { uri: 'test://static-text', mimeType: 'text/plain', text: `owner ${EMAIL}` },
-        { uri: 'test://template/1/data', mimeType: 'application/json', text: JSON.stringify({ id: '1', data: 'Data for ID: 1' }) },
+        {
+          uri: 'test://template/1/data',
+          mimeType: 'application/json',
+          text: JSON.stringify({ id: '1', data: 'Data for ID: 1' }),
+        },
         { uri: 'test://static-binary', mimeType: 'image/png', blob: PNG },
         { uri: 'test://notes', mimeType: 'text/markdown', blob: b64(`# Notes\n${CARD}`) },
       ],
     };
-    const { value } = await r.redactResult('resources/read', input, { upstream: 'demo', kind: 'resource', name: 'test://x' });
+    const { value } = await r.redactResult('resources/read', input, {
+      upstream: 'demo',
+      kind: 'resource',
+      name: 'test://x',
+    });
     expect(value.contents[0]!.text).toBe('owner [REDACTED:email]');
     expect(JSON.parse(value.contents[1]!.text!)).toEqual({ id: '1', data: '[REDACTED:data]' });
     expect(value.contents[2]).toEqual(input.contents[2]);
@@ -365,25 +418,49 @@ describe('other results and messages', () => {
       description: `Prompt for ${EMAIL}`,
       messages: [
         { role: 'user', content: { type: 'image', data: PNG, mimeType: 'image/png' } },
-        { role: 'user', content: { type: 'resource', resource: { uri: 'test://r', mimeType: 'text/plain', text: `Embedded ${CARD}` } } },
+        {
+          role: 'user',
+          content: {
+            type: 'resource',
+            resource: { uri: 'test://r', mimeType: 'text/plain', text: `Embedded ${CARD}` },
+          },
+        },
         { role: 'assistant', content: { type: 'text', text: `Prompt with arguments: arg1='${EMAIL}'` } },
       ],
     };
-    const { value } = await defaults.redactResult('prompts/get', input, { upstream: 'demo', kind: 'prompt', name: 'p' });
+    const { value } = await defaults.redactResult('prompts/get', input, {
+      upstream: 'demo',
+      kind: 'prompt',
+      name: 'p',
+    });
     expect(value.description).toBe('Prompt for [REDACTED:email]');
     expect(value.messages[0]).toEqual(input.messages[0]);
-    expect(value.messages[1]!.content).toEqual({ type: 'resource', resource: { uri: 'test://r', mimeType: 'text/plain', text: 'Embedded [REDACTED:card]' } });
-    expect(value.messages[2]).toEqual({ role: 'assistant', content: { type: 'text', text: "Prompt with arguments: arg1='[REDACTED:email]'" } });
+    expect(value.messages[1]!.content).toEqual({
+      type: 'resource',
+      resource: { uri: 'test://r', mimeType: 'text/plain', text: 'Embedded [REDACTED:card]' },
+    });
+    expect(value.messages[2]).toEqual({
+      role: 'assistant',
+      content: { type: 'text', text: "Prompt with arguments: arg1='[REDACTED:email]'" },
+    });
   });
 
   it('completion values', async () => {
-    const { value } = await defaults.redactResult('completion/complete', { completion: { values: [EMAIL, 'paris'], hasMore: false } }, subject);
+    const { value } = await defaults.redactResult(
+      'completion/complete',
+      { completion: { values: [EMAIL, 'paris'], hasMore: false } },
+      subject,
+    );
     expect(value.completion).toEqual({ values: ['[REDACTED:email]', 'paris'], hasMore: false });
   });
 
   it('logging notifications: data as a JSON document, logger too', async () => {
     const r = redactor([{ name: 'l', detectors: 'default', fields: [{ path: '$..ip' }] }]);
-    const params = { level: 'info', logger: `svc ${EMAIL}`, data: { msg: `login ${EMAIL}`, ip: '10.0.0.1', card: 4111111111111111, list: [CARD] } };
+    const params = {
+      level: 'info',
+      logger: `svc ${EMAIL}`,
+      data: { msg: `login ${EMAIL}`, ip: '10.0.0.1', card: 4111111111111111, list: [CARD] },
+    };
     const { value, summary } = await r.redactOutbound('notifications/message', params, { upstream: 'demo' });
     expect(value).toEqual({
       level: 'info',
@@ -391,7 +468,11 @@ describe('other results and messages', () => {
       data: { msg: 'login [REDACTED:email]', ip: '[REDACTED:ip]', card: 0, list: ['[REDACTED:card]'] },
     });
     expect(summary.total).toBe(5);
-    const text = await r.redactOutbound('notifications/message', { level: 'error', data: `failed ${EMAIL}` }, { upstream: 'demo' });
+    const text = await r.redactOutbound(
+      'notifications/message',
+      { level: 'error', data: `failed ${EMAIL}` },
+      { upstream: 'demo' },
+    );
     expect(text.value.data).toBe('failed [REDACTED:email]');
   });
 
@@ -410,7 +491,13 @@ describe('other results and messages', () => {
       {
         messages: [
           { role: 'user', content: { type: 'text', text: `about ${EMAIL}` } },
-          { role: 'user', content: [{ type: 'text', text: CARD }, { type: 'image', data: PNG, mimeType: 'image/png' }] },
+          {
+            role: 'user',
+            content: [
+              { type: 'text', text: CARD },
+              { type: 'image', data: PNG, mimeType: 'image/png' },
+            ],
+          },
         ],
         systemPrompt: `for ${EMAIL}`,
         modelPreferences: { hints: [{ name: 'claude' }], intelligencePriority: 0.5 },
@@ -420,12 +507,21 @@ describe('other results and messages', () => {
     );
     expect(sampling.value.messages).toEqual([
       { role: 'user', content: { type: 'text', text: 'about [REDACTED:email]' } },
-      { role: 'user', content: [{ type: 'text', text: '[REDACTED:card]' }, { type: 'image', data: PNG, mimeType: 'image/png' }] },
+      {
+        role: 'user',
+        content: [
+          { type: 'text', text: '[REDACTED:card]' },
+          { type: 'image', data: PNG, mimeType: 'image/png' },
+        ],
+      },
     ]);
     expect(sampling.value.systemPrompt).toBe('for [REDACTED:email]');
     const elicitation = await defaults.redactOutbound(
       'elicitation/create',
-      { message: `Is ${EMAIL} yours?`, requestedSchema: { type: 'object', properties: { ok: { type: 'boolean', description: `for ${EMAIL}` } } } },
+      {
+        message: `Is ${EMAIL} yours?`,
+        requestedSchema: { type: 'object', properties: { ok: { type: 'boolean', description: `for ${EMAIL}` } } },
+      },
       { upstream: 'demo' },
     );
     expect(elicitation.value).toEqual({
@@ -463,7 +559,9 @@ describe('other results and messages', () => {
       { content: [{ type: 'text', text: 'EMP-123456 REF4111111111111111 REF4111111111111112 Ticket #ABC-42' }] },
       subject,
     );
-    expect(value.content[0]!.text).toMatch(/^EMP-\[REDACTED:employee-id\] \[REDACTED:luhn-ref\] REF4111111111111112 Ticket #\[HASH:ticket:[0-9a-f]{16}\]$/);
+    expect(value.content[0]!.text).toMatch(
+      /^EMP-\[REDACTED:employee-id\] \[REDACTED:luhn-ref\] REF4111111111111112 Ticket #\[HASH:ticket:[0-9a-f]{16}\]$/,
+    );
     expect(summary.byType).toEqual({ 'employee-id': 1, 'luhn-ref': 1, ticket: 1 });
   });
 });
