@@ -45,13 +45,17 @@ export async function serveGatewayOverHttp(gateway: Gateway, options: HttpFrontO
   const sseSessions = new Map<string, SseSession>();
 
   const modern = createMcpHandler(
-    ({ era }) =>
-      gateway.createSession({
+    async ({ era, requestInfo }) => {
+      const session = gateway.createSession({
         era,
         frontTransport: 'streamable-http',
         identity: anonymousIdentity(),
         upstreamSessionKey: `modern:${anonymousIdentity().subject}`,
-      }).server,
+      });
+      // The SDK checks Mcp-Param-* headers against the called tool's schema before dispatch.
+      if (requestInfo?.headers.get('mcp-method') === 'tools/call') await session.prepareToolSchemas();
+      return session.product;
+    },
     {
       legacy: 'reject',
       maxRequestBodySize: limits.maxMessageBytes,

@@ -110,6 +110,11 @@ export class Catalog implements CatalogView {
     return (await this.mergedList(kind)).byName.get(canonicalName(name));
   }
 
+  peekName(kind: 'tools' | 'prompts', name: string): CatalogItem | undefined {
+    const cached = this.merged[kind];
+    return cached && cached.version === this.currentVersion ? cached.byName.get(canonicalName(name)) : undefined;
+  }
+
   /** Finds the upstream that owns a resource URI the agent used (see `resolveUriIn`). */
   resolveUri(uri: string): Promise<{ upstream: string; original: string } | undefined> {
     return resolveUriIn(
@@ -196,6 +201,8 @@ export interface CatalogView {
   readonly version: number | string;
   list(kind: ListKind): Promise<readonly CatalogItem[]>;
   resolveName(kind: 'tools' | 'prompts', name: string): Promise<CatalogItem | undefined>;
+  /** `resolveName` from what is already merged and current; `undefined` when not (the caller may `list` first). */
+  peekName(kind: 'tools' | 'prompts', name: string): CatalogItem | undefined;
   resolveUri(uri: string): Promise<{ upstream: string; original: string } | undefined>;
 }
 

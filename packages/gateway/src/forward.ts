@@ -11,6 +11,7 @@ import type { UpstreamConnection } from '@portcullis/upstream';
 import type { Catalog, CatalogItem, CatalogView, ListKind } from './catalog.js';
 import type { CursorCodec } from './cursor.js';
 import type { UpstreamInteractions } from './interactions.js';
+import { mcpParamHeaders } from './param-headers.js';
 import { rewriteResultUris } from './uris.js';
 
 /** The list methods the gateway answers from its merged catalog. */
@@ -208,6 +209,11 @@ async function routed(
           );
         }
       : undefined;
+  // A 2026-era HTTP upstream expects the Mcp-Param-* headers its tool schema declares.
+  const headers =
+    ctx.method === 'tools/call' && connection.era === 'modern' && connection.spec.transport === 'streamable-http'
+      ? mcpParamHeaders(session.catalog().peekName('tools', target.namespacedName)?.item.inputSchema, params.arguments)
+      : undefined;
   const untrack = session.track(connection, ctx);
   try {
     const managed = deps.interactions?.route(ctx, connection, target.upstream, (options) =>
@@ -218,6 +224,7 @@ async function routed(
       : await connection.request(ctx.method, params, {
           signal: ctx.signal,
           ...(onProgress ? { onProgress } : {}),
+          ...(headers ? { headers } : {}),
         });
     await Promise.all(relayed);
     // The official SDK clients drop a progress notification they read in the same chunk as the

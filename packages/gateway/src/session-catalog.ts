@@ -96,6 +96,12 @@ export class SessionCatalog implements CatalogView {
     return (await this.mergedList(kind)).byName.get(canonicalName(name));
   }
 
+  peekName(kind: 'tools' | 'prompts', name: string): CatalogItem | undefined {
+    if (this.own.size === 0) return this.shared.peekName(kind, name);
+    const cached = this.merged[kind];
+    return cached && cached.version === this.version ? cached.byName.get(canonicalName(name)) : undefined;
+  }
+
   resolveUri(uri: string): Promise<{ upstream: string; original: string } | undefined> {
     if (this.own.size === 0) return this.shared.resolveUri(uri);
     return resolveUriIn(

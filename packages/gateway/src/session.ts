@@ -2,11 +2,14 @@ import { randomUUID } from 'node:crypto';
 import {
   CLIENT_CAPABILITIES_META_KEY,
   type HandlerResultTypeMap,
+  type Implementation,
   LOG_LEVEL_META_KEY,
+  McpServer,
   type RequestMethod,
-  Server,
+  type Server,
   type ServerCapabilities,
   type ServerContext,
+  type ServerOptions,
 } from '@modelcontextprotocol/server';
 import {
   type AgentChannel,
@@ -57,6 +60,11 @@ interface ActiveCall {
 export class AgentSession implements ScopeMember {
   readonly id: string;
   readonly server: Server;
+  /**
+   * The same server as the SDK's high-level product, for `createMcpHandler` (2026-era HTTP): the SDK
+   * validates `Mcp-Param-*` headers only for an `McpServer`, asking it for the tool's input schema.
+   */
+  readonly product: McpServer;
   readonly era: ProtocolEra;
   readonly frontTransport: FrontTransport;
   readonly remoteAddress: string | undefined;
@@ -87,10 +95,15 @@ export class AgentSession implements ScopeMember {
     this.scope = gateway.scopeFor(this.upstreamSessionKey);
     this.scope.join(this);
     const capabilities = gateway.capabilities();
-    this.server = new Server(gateway.serverInfo, {
-      capabilities,
-      ...(gateway.instructions() ? { instructions: gateway.instructions() } : {}),
-    });
+    // Capabilities are registered on the inner Server, not passed to McpServer, so that McpServer
+    // installs none of its own list/call handlers: every method goes through the pipeline.
+    this.product = new CatalogMcpServer(
+      gateway.serverInfo,
+      gateway.instructions() ? { instructions: gateway.instructions() } : {},
+      (name) => this.toolInputSchema(name),
+    );
+    this.server = this.product.server;
+    this.server.registerCapabilities(capabilities);
     this.registerHandlers(capabilities);
     this.server.onclose = () => {
       void this.close();
@@ -103,6 +116,22 @@ export class AgentSession implements ScopeMember {
 
   get hasOwnStream(): boolean {
     return this.era === 'legacy' || this.frontTransport === 'stdio';
+  }
+
+  /**
+   * Makes the session's tool list ready to be read synchronously (the SDK's `Mcp-Param-*` check runs
+   * before dispatch and cannot wait); cheap when the list is already cached.
+   */
+  async prepareToolSchemas(): Promise<void> {
+    await this.scope.catalog.list('tools');
+  }
+
+  /** The input schema of a tool as this session lists it; `undefined` when unknown or not listed yet. */
+  private toolInputSchema(name: string): Record<string, unknown> | undefined {
+    const schema = this.scope.catalog.peekName('tools', name)?.item.inputSchema;
+    return typeof schema === 'object' && schema !== null && !Array.isArray(schema)
+      ? (schema as Record<string, unknown>)
+      : undefined;
   }
 
   /** The facts stages see; fixed once the agent has introduced itself. */
@@ -351,4 +380,23 @@ async function sendToAgent(
   }
   const result = await send({ method: method as AgentRequestMethod, params });
   return result as RpcResult;
+}
+
+/**
+ * An `McpServer` with no tools of its own whose tool input schemas are the gateway catalog's: the
+ * SDK's HTTP entry reads them (`toolInputSchemaJson`, marked internal in SDK 2.4) to validate the
+ * `Mcp-Param-*` headers a client mirrors from `x-mcp-header` arguments, answering -32020 itself.
+ */
+class CatalogMcpServer extends McpServer {
+  constructor(
+    serverInfo: Implementation,
+    options: ServerOptions,
+    private readonly schemaOf: (name: string) => Record<string, unknown> | undefined,
+  ) {
+    super(serverInfo, options);
+  }
+
+  override toolInputSchemaJson(name: string): Record<string, unknown> | undefined {
+    return this.schemaOf(name);
+  }
 }

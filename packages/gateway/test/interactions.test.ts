@@ -81,7 +81,8 @@ async function modernAgent(): Promise<{ client: Client; asked: string[] }> {
   client.setRequestHandler('elicitation/create', async (request) => {
     const message = 'message' in request.params ? request.params.message : '';
     asked.push(`elicit:${message}`);
-    return { action: 'accept', content: /color/i.test(message) ? { color: 'teal' } : { name: 'Ada' } };
+    const content: Record<string, string> = /color/i.test(message) ? { color: 'teal' } : { name: 'Ada' };
+    return { action: 'accept', content };
   });
   client.setRequestHandler('sampling/createMessage', async () => {
     asked.push('sample');

@@ -201,6 +201,7 @@ export class ManagedUpstreamConnection implements UpstreamConnection {
         // A 2026-era `input_required` result is the agent's to answer: hand it back verbatim.
         allowInputRequired: true,
         onprogress: onProgress ? (update) => onProgress(toProgressUpdate(update)) : undefined,
+        ...(options.headers ? { headers: options.headers } : {}),
       });
     } catch (error) {
       throw this.classify(error, signal);

@@ -16,6 +16,11 @@ export interface UpstreamRequestOptions {
   readonly onProgress?: (progress: ProgressUpdate) => void;
   /** Overrides the spec's request timeout; progress resets it. */
   readonly timeoutMs?: number;
+  /**
+   * Extra HTTP headers for this one request (Streamable HTTP upstreams only; e.g. the SEP-2243
+   * `Mcp-Param-*` headers of a `tools/call`). Ignored by stdio and legacy SSE connections.
+   */
+  readonly headers?: Readonly<Record<string, string>>;
 }
 
 /**
