@@ -28,6 +28,7 @@ export {
   RedactionMatchSchema,
   type RedactionPlan,
   type RedactionRule,
+  type RedactionRuleInput,
   type RedactionRuleIssue,
   RedactionRuleSchema,
   type RedactionRules,

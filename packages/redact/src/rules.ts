@@ -130,6 +130,8 @@ export const RedactionRulesSchema = z.array(RedactionRuleSchema).superRefine((ru
 });
 
 export type RedactionRule = z.infer<typeof RedactionRuleSchema>;
+/** A rule as written in the policy document (before validation). */
+export type RedactionRuleInput = z.input<typeof RedactionRuleSchema>;
 export type RedactionRules = z.infer<typeof RedactionRulesSchema>;
 export type RedactionMatch = z.infer<typeof RedactionMatchSchema>;
 

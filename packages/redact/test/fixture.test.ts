@@ -75,8 +75,9 @@ afterAll(async () => {
 /** Strings outside protocol fields and binary payloads, with their locations. */
 function dataStrings(value: unknown, path = '$', out: [string, string][] = []): [string, string][] {
   if (typeof value === 'string') out.push([path, value]);
-  else if (Array.isArray(value)) value.forEach((item, i) => dataStrings(item, `${path}[${i}]`, out));
-  else if (typeof value === 'object' && value !== null) {
+  else if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) dataStrings(value[i], `${path}[${i}]`, out);
+  } else if (typeof value === 'object' && value !== null) {
     const record = value as Record<string, unknown>;
     const binary = (record.type === 'image' || record.type === 'audio') && typeof record.data === 'string';
     for (const [key, child] of Object.entries(record)) {
