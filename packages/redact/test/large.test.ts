@@ -49,8 +49,8 @@ describe('large results', () => {
     expect(out.length).toBeLessThan(text.length);
     expect(budget.yields).toBeGreaterThan(2);
     expect(ticks).toBeGreaterThan(2);
-    // Generous: a slice is 8 ms of work; CI machines are loaded.
-    expect(longest).toBeLessThan(250);
+    // Generous bound (a slice is 8 ms of work, but CI machines are loaded); the yields above are the real check.
+    expect(longest).toBeLessThan(1000);
   });
 
   it('redacts a multi-MB structuredContent with many leaves, yielding', async () => {
