@@ -18,6 +18,10 @@ export const RpcCode = {
   UpstreamUnavailable: -32010,
   /** Implementation-defined: a message larger than the configured limit. */
   MessageTooLarge: -32011,
+  /** Implementation-defined: the policy denied a prompt, resource or completion request (tool calls get an `isError` result). */
+  PolicyDenied: -32012,
+  /** Implementation-defined: the session log cannot record, and `audit.onStoreFailure: closed` refuses calls. */
+  AuditUnavailable: -32013,
 } as const;
 
 export class JsonRpcError extends Error {
@@ -64,5 +68,24 @@ export function describeError(error: unknown): string {
     return JSON.stringify(error);
   } catch {
     return String(error);
+  }
+}
+
+/**
+ * The answer to a request naming something the gateway does not expose. The forward stage and the
+ * policy's `hide` both use it, so that a hidden target cannot be told apart from a missing one.
+ */
+export function unknownTargetError(method: string, params: Readonly<Record<string, unknown>>): JsonRpcError {
+  switch (method) {
+    case 'tools/call':
+      return new JsonRpcError(RpcCode.InvalidParams, `Unknown tool: ${String(params.name)}`);
+    case 'prompts/get':
+      return new JsonRpcError(RpcCode.InvalidParams, `Unknown prompt: ${String(params.name)}`);
+    case 'completion/complete':
+      return new JsonRpcError(RpcCode.InvalidParams, 'Unknown completion reference');
+    default:
+      return new JsonRpcError(RpcCode.ResourceNotFound, `Resource not found: ${String(params.uri)}`, {
+        uri: params.uri,
+      });
   }
 }

@@ -1,4 +1,11 @@
-export { describeError, JsonRpcError, PortcullisError, RpcCode, toPortcullisError } from './errors.js';
+export {
+  describeError,
+  JsonRpcError,
+  PortcullisError,
+  RpcCode,
+  toPortcullisError,
+  unknownTargetError,
+} from './errors.js';
 export { anonymousIdentity, configuredIdentity, type Identity } from './identity.js';
 export {
   assertValidUpstreamName,

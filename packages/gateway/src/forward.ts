@@ -6,6 +6,7 @@ import {
   RpcCode,
   type RpcParams,
   type RpcResult,
+  unknownTargetError,
 } from '@portcullis/core';
 import type { UpstreamConnection } from '@portcullis/upstream';
 import type { Catalog, CatalogItem, CatalogView, ListKind } from './catalog.js';
@@ -141,21 +142,6 @@ function upstreamParams(ctx: RequestContext, connection: UpstreamConnection, ove
   return meta ? { ...rest, ...overrides, _meta: meta } : { ...rest, ...overrides };
 }
 
-function unknownTarget(method: string, params: RpcParams): JsonRpcError {
-  switch (method) {
-    case 'tools/call':
-      return new JsonRpcError(RpcCode.InvalidParams, `Unknown tool: ${String(params.name)}`);
-    case 'prompts/get':
-      return new JsonRpcError(RpcCode.InvalidParams, `Unknown prompt: ${String(params.name)}`);
-    case 'completion/complete':
-      return new JsonRpcError(RpcCode.InvalidParams, 'Unknown completion reference');
-    default:
-      return new JsonRpcError(RpcCode.ResourceNotFound, `Resource not found: ${String(params.uri)}`, {
-        uri: params.uri,
-      });
-  }
-}
-
 /** The terminal `forward` handler: answers list methods from the catalog and routes the rest. */
 export function createForward(deps: ForwardDeps, session: ForwardSession): (ctx: RequestContext) => Promise<RpcResult> {
   return async (ctx) => {
@@ -172,7 +158,7 @@ export function createForward(deps: ForwardDeps, session: ForwardSession): (ctx:
       return {};
     }
     const target = ctx.target;
-    if (!target) throw unknownTarget(ctx.method, ctx.params);
+    if (!target) throw unknownTargetError(ctx.method, ctx.params);
     switch (ctx.method) {
       case 'resources/subscribe':
         await session.subscribe(target);

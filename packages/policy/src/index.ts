@@ -53,5 +53,4 @@ export {
   HOLD_RELEASED_ANNOTATION,
   type PendingHandler,
   POLICY_DENIED_CODE,
-  unknownTargetError,
 } from './stage.js';

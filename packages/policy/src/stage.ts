@@ -7,6 +7,7 @@ import {
   type RpcParams,
   type RpcResult,
   type Stage,
+  unknownTargetError,
 } from '@portcullis/core';
 import type { CompiledPolicy, TargetKind } from './compile.js';
 import { type Decision, evaluate, failedDecision, isHidden, type ListedItem, type PolicyRequest } from './evaluate.js';
@@ -20,7 +21,7 @@ export const DECISION_ANNOTATION = 'portcullis.policy.decision';
 export const HOLD_RELEASED_ANNOTATION = 'portcullis.hold.released';
 
 /** JSON-RPC code for a denied `prompts/get`, `resources/read` or completion (denied tool calls are tool errors). */
-export const POLICY_DENIED_CODE = -32012;
+export const POLICY_DENIED_CODE = RpcCode.PolicyDenied;
 
 /** What to do with a decision that needs a human (`approve`, `confirm`). */
 export type PendingHandler = (ctx: RequestContext, decision: Decision, next: Next) => Promise<RpcResult>;
@@ -74,25 +75,6 @@ function classify(method: string, params: RpcParams): Classified | undefined {
     }
     default:
       return undefined;
-  }
-}
-
-/**
- * The answer to a call of something that does not exist — the same the gateway's `forward` stage
- * gives for an unknown name, so that a hidden target cannot be told apart from a missing one.
- */
-export function unknownTargetError(method: string, params: RpcParams): JsonRpcError {
-  switch (method) {
-    case 'tools/call':
-      return new JsonRpcError(RpcCode.InvalidParams, `Unknown tool: ${String(params.name)}`);
-    case 'prompts/get':
-      return new JsonRpcError(RpcCode.InvalidParams, `Unknown prompt: ${String(params.name)}`);
-    case 'completion/complete':
-      return new JsonRpcError(RpcCode.InvalidParams, 'Unknown completion reference');
-    default:
-      return new JsonRpcError(RpcCode.ResourceNotFound, `Resource not found: ${String(params.uri)}`, {
-        uri: params.uri,
-      });
   }
 }
 

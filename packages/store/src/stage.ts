@@ -11,7 +11,7 @@ import {
 import type { Store, ToolCallCompletion, ToolCallInput } from './store.js';
 
 /** JSON-RPC code (implementation-defined server range) answered when a tool call is refused because the session log is down. */
-export const STORE_UNAVAILABLE_RPC_CODE = -32012;
+export const STORE_UNAVAILABLE_RPC_CODE = RpcCode.AuditUnavailable;
 
 /**
  * Annotation keys the decision stages fill in `ctx.annotations` for the record stage to read.
