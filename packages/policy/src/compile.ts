@@ -3,6 +3,8 @@ import { readFile } from 'node:fs/promises';
 import { Environment, type ParseResult } from '@marcbachmann/cel-js';
 import { type ConfigIssue, formatIssues, formatPath, parseYamlWithSchema, type YamlLocator } from '@portcullis/config';
 import { PortcullisError } from '@portcullis/core';
+import { type CompiledRedactionRules, compileRedactionRules } from '@portcullis/redact';
+import { parse as parseYaml } from 'yaml';
 import { compileGlobs, type GlobSet } from './glob.js';
 import {
   type ApproveSpec,
@@ -76,8 +78,10 @@ export interface CompiledPolicy {
   readonly document: PolicyDocument;
   readonly rules: readonly CompiledRule[];
   readonly defaultAction: CompiledAction;
-  /** Redaction rules as written (`redact:`), for the redaction engine. */
-  readonly redact: unknown;
+  /** Redaction rules as written (`redact:`, validated), absent when the document has none. */
+  readonly redact: PolicyDocument['redact'];
+  /** The `redact:` section compiled for the redaction engine (`new Redactor({ rules: () => policy.redaction })`). */
+  readonly redaction: CompiledRedactionRules;
 }
 
 export interface CompileOptions {
@@ -218,20 +222,56 @@ export function compilePolicy(document: PolicyDocument, options: CompileOptions 
       }),
     );
   });
-  if (issues.length > 0) throw new PolicyError(options.file ?? '<policy>', issues);
+  let redaction: CompiledRedactionRules | undefined;
+  try {
+    redaction = compileRedactionRules(document.redact ?? []);
+  } catch (error) {
+    // The schema validated the section already; this is a rule the schema could not judge.
+    const position = options.locate?.(['redact']);
+    issues.push({
+      path: 'redact',
+      line: position?.line,
+      column: position?.column,
+      reason: error instanceof Error ? error.message : String(error),
+    });
+  }
+  if (issues.length > 0 || redaction === undefined) throw new PolicyError(options.file ?? '<policy>', issues);
   return Object.freeze({
     version: options.version ?? documentVersion(document),
     document,
     rules: Object.freeze(rules),
     defaultAction: Object.freeze(compileAction(document.default)),
     redact: document.redact,
+    redaction,
+  });
+}
+
+const REDACT_RULE_PATH = /^redact\[(\d+)\]/;
+
+/**
+ * Issues inside `redact:` name their rule (`rule "<name>": …`) — the redaction schema names it in
+ * its own checks (paths, patterns); the structural ones (an unknown key, a wrong type) get it here.
+ */
+function nameRedactionRules(text: string, issues: readonly PolicyIssue[]): readonly PolicyIssue[] {
+  if (!issues.some((issue) => REDACT_RULE_PATH.test(issue.path))) return issues;
+  let rules: unknown;
+  try {
+    rules = (parseYaml(text) as { redact?: unknown } | null)?.redact;
+  } catch {
+    return issues;
+  }
+  return issues.map((issue) => {
+    const index = REDACT_RULE_PATH.exec(issue.path)?.[1];
+    if (index === undefined || issue.reason.startsWith('rule "') || !Array.isArray(rules)) return issue;
+    const name = (rules[Number(index)] as { name?: unknown } | undefined)?.name;
+    return typeof name === 'string' ? { ...issue, reason: `rule "${name}": ${issue.reason}` } : issue;
   });
 }
 
 /** Parses YAML and validates it against `PolicySchema`. Throws `PolicyError`. */
 export function parsePolicy(text: string, file: string): PolicyDocument {
   const parsed = parseYamlWithSchema(text, PolicySchema);
-  if (!parsed.ok) throw new PolicyError(file, parsed.issues);
+  if (!parsed.ok) throw new PolicyError(file, nameRedactionRules(text, parsed.issues));
   return parsed.value;
 }
 
@@ -242,7 +282,7 @@ export function loadPolicy(
   options: Omit<CompileOptions, 'file' | 'locate'> = {},
 ): CompiledPolicy {
   const parsed = parseYamlWithSchema(text, PolicySchema);
-  if (!parsed.ok) throw new PolicyError(file, parsed.issues);
+  if (!parsed.ok) throw new PolicyError(file, nameRedactionRules(text, parsed.issues));
   return compilePolicy(parsed.value, { ...options, file, locate: parsed.locate });
 }
 

@@ -46,6 +46,13 @@ export {
   PolicySchema,
 } from './schema.js';
 export {
+  ActivePolicy,
+  type ActivePolicyOptions,
+  FilePolicySource,
+  type FilePolicySourceOptions,
+  type PolicySource,
+} from './source.js';
+export {
   type AuthorizeStageOptions,
   createAuthorizeStage,
   DECISION_ANNOTATION,

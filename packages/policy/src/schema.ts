@@ -1,3 +1,4 @@
+import { RedactionRulesSchema } from '@portcullis/redact';
 import { z } from 'zod';
 
 /**
@@ -157,8 +158,8 @@ export const PolicySchema = z
     /** The decision when no enforced rule matches. */
     default: DefaultSchema.default({ action: 'deny' }),
     rules: z.array(RuleSchema).default([]),
-    /** Redaction rules: reserved for the redaction engine, kept as written and not interpreted here. */
-    redact: z.unknown().optional(),
+    /** Redaction rules (`RedactionRulesSchema` of `@portcullis/redact`): validated here, compiled with the policy. */
+    redact: RedactionRulesSchema.optional(),
   })
   .strict()
   .superRefine((policy, ctx) => {

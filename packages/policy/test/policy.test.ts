@@ -112,8 +112,36 @@ describe('loading and validation', () => {
     expect(validatePolicy(fixtureText('policy.yaml'), 'policy.yaml')).toEqual([]);
   });
 
-  it('keeps the redact section as written for the redaction engine', () => {
-    expect(permissive.redact).toEqual([{ field: 'args.password', with: '***' }]);
+  it('validates and compiles the redact section for the redaction engine', () => {
+    expect(permissive.redact).toEqual([{ name: 'passwords', fields: [{ path: '$..password' }], args: true }]);
+    expect(permissive.redaction.size).toBe(1);
+    expect(permissive.redaction.planFor({ upstream: 'fs', kind: 'tool', name: 'x' }).args).toBe(true);
+    expect(loadPolicy('rules: []\n', 'empty.yaml').redaction.size).toBe(0);
+  });
+
+  it('names the redaction rule, the place and the reason of a bad redact section', () => {
+    const issues = validatePolicy(
+      [
+        'redact:',
+        '  - name: ok',
+        '    detectors: [email]',
+        '  - name: bad-path',
+        '    fields:',
+        '      - path: $.a[?(@.b)]',
+        '  - name: bad-pattern',
+        '    custom:',
+        '      - id: emp',
+        '        pattern: (a)\\1',
+        '  - name: typo',
+        '    detectorz: [email]',
+      ].join('\n'),
+      'r.yaml',
+    );
+    expect(issues.map((issue) => `${issue.line}:${issue.path}: ${issue.reason}`)).toEqual([
+      expect.stringMatching(/^6:redact\[1\]\.fields\[0\]\.path: rule "bad-path": invalid path/),
+      expect.stringMatching(/^10:redact\[2\]\.custom\[0\]\.pattern: rule "bad-pattern": invalid pattern for "emp"/),
+      expect.stringMatching(/^1[12]:redact\[3\].*: rule "typo": .*detectorz/),
+    ]);
   });
 });
 
