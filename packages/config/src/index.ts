@@ -11,10 +11,13 @@ export {
   type YamlParseResult,
 } from './load.js';
 export {
+  type AuthConfig,
   type Config,
   ConfigSchema,
   type HttpUpstreamConfig,
   type Isolation,
+  type PolicyConfig,
+  resolveSecret,
   resolveUpstream,
   type StdioUpstreamConfig,
   type UpstreamConfig,

@@ -118,6 +118,35 @@ export const AuditSchema = z
   })
   .strict();
 
+/** The policy document (rules and redaction); absent: every call is allowed and nothing is redacted. */
+export const PolicyConfigSchema = z
+  .object({
+    /** A policy file (YAML), compiled at start and reloaded whenever it changes. */
+    file: z.string().min(1),
+  })
+  .strict();
+
+/** How HTTP agents authenticate. */
+export const AuthSchema = z
+  .object({
+    /**
+     * `true`: HTTP agents are served as the anonymous identity (local development). `false` (default):
+     * only authenticated agents are served — until API keys exist, every HTTP request is refused (401).
+     */
+    anonymous: z.boolean().default(false),
+  })
+  .strict();
+
+/** A secret: `env:NAME` reads the environment variable `NAME`; anything else is the value itself. */
+export const SecretRefSchema = z.string().min(1);
+
+export const RedactionConfigSchema = z
+  .object({
+    /** Key of the `hash` action's HMAC (at least 16 bytes), as a secret reference. Absent: a random key per process. */
+    hashKey: SecretRefSchema.optional(),
+  })
+  .strict();
+
 export const ConfigSchema = z
   .object({
     server: ServerSchema.prefault({}),
@@ -126,6 +155,9 @@ export const ConfigSchema = z
     identity: StdioIdentitySchema.prefault({}),
     database: DatabaseSchema.prefault({}),
     audit: AuditSchema.prefault({}),
+    policy: PolicyConfigSchema.optional(),
+    auth: AuthSchema.prefault({}),
+    redaction: RedactionConfigSchema.prefault({}),
     upstreams: z.record(
       z.string().regex(UPSTREAM_NAME_PATTERN, 'upstream names are lowercase letters, digits and "-"'),
       UpstreamSchema,
@@ -140,6 +172,8 @@ export type HttpUpstreamConfig = z.infer<typeof HttpUpstreamSchema>;
 export type Isolation = z.infer<typeof IsolationSchema>;
 export type DatabaseConfig = z.infer<typeof DatabaseSchema>;
 export type AuditConfig = z.infer<typeof AuditSchema>;
+export type PolicyConfig = z.infer<typeof PolicyConfigSchema>;
+export type AuthConfig = z.infer<typeof AuthSchema>;
 export type UpstreamEra = z.infer<typeof UpstreamEraSchema>;
 
 /** One upstream with its name and resolved defaults: the unit the upstream registry hands out. */
@@ -154,4 +188,11 @@ export function resolveUpstream(name: string, config: UpstreamConfig): UpstreamS
   const isolation = config.isolation ?? (config.transport === 'stdio' ? 'per-session' : 'shared');
   const namePrefix = config.prefix === false ? undefined : (config.prefix ?? name);
   return { ...config, name, isolation, namePrefix };
+}
+
+/** Resolves a secret reference (`env:NAME` or a literal); `undefined` when the variable is unset or empty. */
+export function resolveSecret(reference: string, env: NodeJS.ProcessEnv = process.env): string | undefined {
+  if (!reference.startsWith('env:')) return reference;
+  const value = env[reference.slice(4)];
+  return value === undefined || value === '' ? undefined : value;
 }
