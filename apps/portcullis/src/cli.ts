@@ -2,8 +2,11 @@ import { type Config, ConfigError, loadConfigFile } from '@portcullis/config';
 import { configuredIdentity, describeError } from '@portcullis/core';
 import { serveGatewayOverHttp, serveGatewayOverStdio } from '@portcullis/front';
 import { Command, InvalidArgumentError } from 'commander';
+import { registerAuditCommands } from './commands/audit.js';
+import { registerDbCommands } from './commands/db.js';
 import { createLogger } from './logger.js';
 import { startGatewayRuntime } from './runtime.js';
+import { resolveConfigPaths } from './session-log.js';
 
 export const VERSION = '0.1.0';
 
@@ -26,7 +29,9 @@ function parseList(value: string): string[] {
 
 async function loadConfigOrExit(file: string): Promise<Config> {
   try {
-    return await loadConfigFile(file);
+    const config = await loadConfigFile(file);
+    resolveConfigPaths(config, file);
+    return config;
   } catch (error) {
     if (error instanceof ConfigError) {
       process.stderr.write(`portcullis: invalid configuration\n${error.message}\n`);
@@ -100,6 +105,8 @@ export function buildProgram(): Command {
       process.stdout.write(`${file}: valid (${Object.keys(config.upstreams).length} upstreams)\n`);
     });
 
+  registerDbCommands(program);
+  registerAuditCommands(program);
   return program;
 }
 

@@ -2,10 +2,13 @@ import { type Config, upstreamSpecs } from '@portcullis/config';
 import { Gateway, providerFromPool } from '@portcullis/gateway';
 import { StaticUpstreamRegistry, UpstreamPool } from '@portcullis/upstream';
 import type { Logger } from 'pino';
+import { openSessionLog, type SessionLog } from './session-log.js';
 
 export interface GatewayRuntime {
   readonly gateway: Gateway;
   readonly pool: UpstreamPool;
+  /** The session log (store, record stage, lifecycle observer). */
+  readonly sessionLog: SessionLog;
   close(): Promise<void>;
 }
 
@@ -14,6 +17,8 @@ const STARTUP_WAIT_MS = 15_000;
 
 /** Connects the upstreams of `config` and builds the gateway over them. */
 export async function startGatewayRuntime(config: Config, logger: Logger): Promise<GatewayRuntime> {
+  // The session log first: without it no tool call may be forwarded (audit.onStoreFailure: closed).
+  const sessionLog = await openSessionLog(config, logger);
   const registry = new StaticUpstreamRegistry(upstreamSpecs(config));
   const pool = new UpstreamPool(registry, {
     logger: logger.child({ component: 'upstream' }),
@@ -24,14 +29,22 @@ export async function startGatewayRuntime(config: Config, logger: Logger): Promi
     config,
     provider: providerFromPool(pool),
     logger: logger.child({ component: 'gateway' }),
+    stages: [sessionLog.stage],
+    observer: sessionLog.observer,
+  });
+  await sessionLog.recordUpstreams(registry.list()).catch((error: unknown) => {
+    logger.warn({ err: error instanceof Error ? error.message : String(error) }, 'upstreams not recorded');
   });
   await waitForUpstreams(gateway, logger);
   return {
     gateway,
     pool,
+    sessionLog,
     close: async () => {
       await gateway.close();
       await pool.close();
+      // Last: session ends recorded by gateway.close() are flushed with everything else.
+      await sessionLog.close();
     },
   };
 }

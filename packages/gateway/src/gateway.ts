@@ -36,6 +36,19 @@ export interface GatewayOptions {
    * the answer to what a 2025-era upstream pushed (see `UpstreamInteractions`). Default 120 s.
    */
   readonly inputRequiredTimeoutMs?: number;
+  /** Told when agent sessions close and when notifications reach agents (the session log listens here). */
+  readonly observer?: SessionObserver;
+}
+
+/**
+ * Session lifecycle and outbound notifications, for observers such as the session log. Called
+ * synchronously on the message path: implementations queue their work and return at once.
+ */
+export interface SessionObserver {
+  /** An agent session ended: `closed` by its transport, or `shutdown` when the gateway closes. */
+  sessionClosed?(sessionId: string, reason: 'closed' | 'shutdown'): void;
+  /** A notification was handed to an agent's transport (relayed from an upstream, or the gateway's own). */
+  notified?(sessionId: string, method: string, params: RpcParams | undefined): void;
 }
 
 /** Change events the front transports turn into notifications for sessionless (2026-era) agents. */
@@ -79,9 +92,12 @@ export class Gateway implements GatewayInternals, ListenHost {
   private readonly scopes = new Map<string, SessionScope>();
   /** Gateway URIs named by open 2026-era `subscriptions/listen` streams, with how many streams name each. */
   private readonly listened = new Map<string, number>();
+  private readonly observer: SessionObserver | undefined;
+  private closing = false;
 
   constructor(options: GatewayOptions) {
     this.config = options.config;
+    this.observer = options.observer;
     this.provider = options.provider;
     this.logger = options.logger;
     this.serverInfo = options.serverInfo ?? { name: options.config.gateway.name, version: '0.1.0' };
@@ -213,6 +229,7 @@ export class Gateway implements GatewayInternals, ListenHost {
   }
 
   async close(): Promise<void> {
+    this.closing = true;
     this.unsubscribeProvider();
     if (this.listChangeTimer) clearTimeout(this.listChangeTimer);
     await Promise.allSettled([...this.sessions].map((session) => session.close()));
@@ -306,6 +323,11 @@ export class Gateway implements GatewayInternals, ListenHost {
 
   sessionClosed(session: AgentSession): void {
     this.sessions.delete(session);
+    this.observer?.sessionClosed?.(session.id, this.closing ? 'shutdown' : 'closed');
+  }
+
+  observeNotification(sessionId: string, method: string, params: RpcParams | undefined): void {
+    this.observer?.notified?.(sessionId, method, params);
   }
 
   scopeFor(key: string): SessionScope {

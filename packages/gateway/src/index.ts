@@ -1,7 +1,13 @@
 export { Catalog, type CatalogItem, type CatalogSource, LIST_KINDS, type ListKind } from './catalog.js';
 export { CursorCodec } from './cursor.js';
 export { toWireError } from './errors.js';
-export { Gateway, type GatewayEvents, type GatewayOptions, type UpstreamHealth } from './gateway.js';
+export {
+  Gateway,
+  type GatewayEvents,
+  type GatewayOptions,
+  type SessionObserver,
+  type UpstreamHealth,
+} from './gateway.js';
 export { ListenTracker, resourceSubscriptionsOf } from './listen.js';
 export { type PoolLike, providerFromPool, type UpstreamProvider } from './provider.js';
 export { AgentSession, type SessionInit } from './session.js';

@@ -26,6 +26,8 @@ export interface GatewayInternals {
   pipeline(ctx: RequestContext, forward: (ctx: RequestContext) => Promise<RpcResult>): Promise<RpcResult>;
   onUpstreamNotification(upstream: string, method: string, params: RpcParams): void;
   sessionClosed(session: AgentSession): void;
+  /** A notification was handed to the agent of `sessionId` (for the gateway's observer). */
+  observeNotification?(sessionId: string, method: string, params: RpcParams | undefined): void;
   /** The scope of an upstream session key, created on first use. */
   scopeFor(key: string): SessionScope;
   /** Disposes a scope whose key's dedicated connections are being released. */

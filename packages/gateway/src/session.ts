@@ -224,7 +224,10 @@ export class AgentSession implements ScopeMember {
     return {
       capabilities,
       logLevel: typeof logLevel === 'string' ? logLevel : undefined,
-      notify: (method, params) => sdkContext.mcpReq.notify({ method, params }),
+      notify: (method, params) => {
+        this.gateway.observeNotification?.(this.id, method, params);
+        return sdkContext.mcpReq.notify({ method, params });
+      },
       request: (method, params, options) =>
         sendToAgent(method, params, (request) => sdkContext.mcpReq.send(request, options)),
     };
@@ -323,6 +326,7 @@ export class AgentSession implements ScopeMember {
     // A 2026-era stdio connection keeps one Server, whose notifications feed the agent's subscriptions/listen stream.
     if (this.closed || (this.era === 'modern' && this.frontTransport !== 'stdio')) return;
     try {
+      this.gateway.observeNotification?.(this.id, method, params);
       await this.server.notification(params ? { method, params } : { method });
     } catch (error) {
       this.gateway.logger.debug({ session: this.id, method, err: describeError(error) }, 'notification not delivered');

@@ -41,6 +41,11 @@ export interface SessionRecorder {
   start(session: SessionInfo, identity: Identity): Promise<void>;
   /** Records a session's end (`closed`, `transport-error`, `shutdown`, …). */
   end(sessionId: string, reason: string): Promise<void>;
+  /**
+   * Records a notification sent to the agent of a session this recorder has started; ignored for
+   * any other session (a session is started by its first request, and only its owner extends its chain).
+   */
+  notification(sessionId: string, method: string, params: unknown): Promise<void>;
 }
 
 /** Session start/end bookkeeping shared by the record stage and the gateway's session lifecycle. */
@@ -55,6 +60,16 @@ export function createSessionRecorder(store: Store): SessionRecorder {
     async end(sessionId, reason) {
       if (!started.delete(sessionId)) return;
       await store.recordSessionEnd(sessionId, reason);
+    },
+    async notification(sessionId, method, params) {
+      if (!started.has(sessionId)) return;
+      await store.recordEvent({
+        sessionId,
+        direction: 'to_agent',
+        kind: 'notification',
+        method,
+        payload: params === undefined ? { jsonrpc: '2.0', method } : { jsonrpc: '2.0', method, params },
+      });
     },
   };
 }

@@ -44,6 +44,8 @@ export interface StoreOptions {
   readonly poolSize?: number;
   /** Run migrations at open (default true). */
   readonly migrate?: boolean;
+  /** Replay spool files left by earlier runs at open (default true; `portcullis db status` opens without). */
+  readonly replaySpool?: boolean;
   /** Failures that are handled (spooled, retried) but should be logged. */
   readonly onError?: (error: PortcullisError) => void;
 }
@@ -214,7 +216,7 @@ export async function openStore(options: StoreOptions = {}): Promise<Store> {
   const store = new Store(db, dialect, closeDriver, { ...options, spoolDir: options.spoolDir ?? defaultSpool });
   try {
     if (options.migrate !== false) await store.migrateToLatest();
-    await store.replayLeftovers();
+    if (options.replaySpool !== false) await store.replayLeftovers();
   } catch (error) {
     await store.close().catch(() => {});
     throw toStoreError(error, 'open');
@@ -855,6 +857,24 @@ export class Store {
     }
     await this.#tryRecover();
     return this.#health;
+  }
+
+  /** Row counts of the log tables (for `portcullis db status`). */
+  async counts(): Promise<{ sessions: number; events: number; toolCalls: number }> {
+    try {
+      const { rows } = await sql<{ sessions: string; events: string; tool_calls: string }>`select
+        (select count(*) from portcullis_sessions) as sessions,
+        (select count(*) from portcullis_events) as events,
+        (select count(*) from portcullis_tool_calls) as tool_calls`.execute(this.db);
+      const row = rows[0];
+      return {
+        sessions: Number(row?.sessions ?? 0),
+        events: Number(row?.events ?? 0),
+        toolCalls: Number(row?.tool_calls ?? 0),
+      };
+    } catch (error) {
+      throw toStoreError(error, 'counts');
+    }
   }
 
   // ---------------------------------------------------------------- verification, retention
