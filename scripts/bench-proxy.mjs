@@ -225,6 +225,7 @@ function writeConfig(name, upstream) {
   const config = {
     server: { host: '127.0.0.1', port: 0 },
     logging: { level: 'warn' },
+    auth: { anonymous: true },
     upstreams: { fixture: { ...upstream, prefix: false } },
   };
   writeFileSync(file, JSON.stringify(config, null, 2));

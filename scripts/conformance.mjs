@@ -176,6 +176,8 @@ function gatewayConfigYaml(fixtureUrl) {
     'server:',
     '  host: 127.0.0.1',
     '  port: 0',
+    'auth:',
+    '  anonymous: true',
     'upstreams:',
     '  fixture:',
     '    transport: streamable-http',

@@ -4,6 +4,7 @@ import { serveGatewayOverHttp, serveGatewayOverStdio } from '@portcullis/front';
 import { Command, InvalidArgumentError } from 'commander';
 import { registerAuditCommands } from './commands/audit.js';
 import { registerDbCommands } from './commands/db.js';
+import { registerPolicyCommands } from './commands/policy.js';
 import { createLogger } from './logger.js';
 import { startGatewayRuntime } from './runtime.js';
 import { resolveConfigPaths } from './session-log.js';
@@ -58,7 +59,11 @@ export function buildProgram(): Command {
       if (options.port !== undefined) config.server.port = options.port;
       const logger = createLogger(config.logging.level, config.logging.file);
       const runtime = await startGatewayRuntime(config, logger);
-      const front = await serveGatewayOverHttp(runtime.gateway, { server: config.server, logger });
+      const front = await serveGatewayOverHttp(runtime.gateway, {
+        server: config.server,
+        logger,
+        anonymous: config.auth.anonymous,
+      });
       logger.info({ url: `${front.url}/mcp` }, 'portcullis listening');
       process.stderr.write(`portcullis listening on ${front.url}/mcp\n`);
       onShutdown(async () => {
@@ -107,6 +112,7 @@ export function buildProgram(): Command {
 
   registerDbCommands(program);
   registerAuditCommands(program);
+  registerPolicyCommands(program);
   return program;
 }
 

@@ -2,11 +2,14 @@ import { type Config, upstreamSpecs } from '@portcullis/config';
 import { Gateway, providerFromPool } from '@portcullis/gateway';
 import { StaticUpstreamRegistry, UpstreamPool } from '@portcullis/upstream';
 import type { Logger } from 'pino';
+import { type PolicyRuntime, startPolicyRuntimeOrExit } from './policy-runtime.js';
 import { openSessionLog, type SessionLog } from './session-log.js';
 
 export interface GatewayRuntime {
   readonly gateway: Gateway;
   readonly pool: UpstreamPool;
+  /** The policy document in force (authorize, list filtering, redaction); reloaded when its file changes. */
+  readonly policy: PolicyRuntime;
   /** The session log (store, record stage, lifecycle observer). */
   readonly sessionLog: SessionLog;
   close(): Promise<void>;
@@ -17,6 +20,9 @@ const STARTUP_WAIT_MS = 15_000;
 
 /** Connects the upstreams of `config` and builds the gateway over them. */
 export async function startGatewayRuntime(config: Config, logger: Logger): Promise<GatewayRuntime> {
+  // A bad policy file stops the start (exit 2 naming file, place and reason) before anything connects.
+  let built: Gateway | undefined;
+  const policy = await startPolicyRuntimeOrExit(config, logger, () => built?.catalog);
   // The session log first: without it no tool call may be forwarded (audit.onStoreFailure: closed).
   const sessionLog = await openSessionLog(config, logger);
   const registry = new StaticUpstreamRegistry(upstreamSpecs(config));
@@ -29,18 +35,23 @@ export async function startGatewayRuntime(config: Config, logger: Logger): Promi
     config,
     provider: providerFromPool(pool),
     logger: logger.child({ component: 'gateway' }),
-    stages: [sessionLog.stage],
+    stages: [sessionLog.stage, ...policy.stages],
+    listFilter: policy.listFilter,
+    outbound: policy.outbound,
     observer: sessionLog.observer,
   });
   await sessionLog.recordUpstreams(registry.list()).catch((error: unknown) => {
     logger.warn({ err: error instanceof Error ? error.message : String(error) }, 'upstreams not recorded');
   });
+  built = gateway;
   await waitForUpstreams(gateway, logger);
   return {
     gateway,
     pool,
+    policy,
     sessionLog,
     close: async () => {
+      policy.close();
       await gateway.close();
       await pool.close();
       // Last: session ends recorded by gateway.close() are flushed with everything else.

@@ -14,6 +14,13 @@ import { isAllowedHost, isAllowedOrigin } from './guards.js';
 export interface HttpFrontOptions {
   readonly server: Config['server'];
   readonly logger: Logger;
+  /**
+   * Whether MCP requests (`/mcp`, `/sse`, `/messages`) are served as the anonymous identity. `false`:
+   * each is refused with 401 — no way for HTTP agents to authenticate exists yet, so nothing is
+   * served (fail closed). Default `true` for library users; the `portcullis` program passes
+   * `auth.anonymous` from the configuration, which defaults to `false`.
+   */
+  readonly anonymous?: boolean;
 }
 
 export interface HttpFront {
@@ -165,6 +172,8 @@ export async function serveGatewayOverHttp(gateway: Gateway, options: HttpFrontO
       return;
     }
     const route = async (): Promise<void> => {
+      const mcpPath = url.pathname === '/mcp' || url.pathname === '/sse' || url.pathname === '/messages';
+      if (mcpPath && options.anonymous === false) return unauthorized(res);
       switch (url.pathname) {
         case '/mcp':
           return handleMcp(req, res);
@@ -255,6 +264,18 @@ async function readJsonBody(
 function header(req: IncomingMessage, name: string): string | undefined {
   const value = req.headers[name];
   return Array.isArray(value) ? value[0] : value;
+}
+
+/** 401: anonymous access is off and no credential this gateway accepts was presented. */
+function unauthorized(res: ServerResponse): void {
+  res.setHeader('www-authenticate', 'Bearer realm="portcullis"');
+  sendJsonRpcError(
+    res,
+    401,
+    RpcCode.InvalidRequest,
+    'Unauthorized: anonymous access is disabled (auth.anonymous: false) and this gateway accepts no credentials yet',
+    null,
+  );
 }
 
 function sendJson(res: ServerResponse, status: number, body: unknown): void {

@@ -11,6 +11,7 @@ import {
 import type { UpstreamConnection } from '@portcullis/upstream';
 import type { Catalog, CatalogItem, CatalogView, ListKind } from './catalog.js';
 import type { CursorCodec } from './cursor.js';
+import type { ListFilter } from './hooks.js';
 import type { UpstreamInteractions } from './interactions.js';
 import { mcpParamHeaders } from './param-headers.js';
 import { rewriteResultUris } from './uris.js';
@@ -46,6 +47,8 @@ export interface ForwardDeps {
   readonly cursors: CursorCodec;
   readonly pageSize: number;
   readonly prefixOf: (upstream: string) => string | undefined;
+  /** Items a request's list leaves out (policy `hide`), filtered before paging. */
+  readonly listFilter?: ListFilter | undefined;
 }
 
 /** Resolves where a request goes before the pipeline runs; `undefined` when nothing matches. */
@@ -146,7 +149,7 @@ function upstreamParams(ctx: RequestContext, connection: UpstreamConnection, ove
 export function createForward(deps: ForwardDeps, session: ForwardSession): (ctx: RequestContext) => Promise<RpcResult> {
   return async (ctx) => {
     const listKind = LIST_METHODS[ctx.method];
-    if (listKind) return listPage(deps, session.catalog(), listKind, ctx.params);
+    if (listKind) return listPage(deps, session.catalog(), listKind, ctx.params, ctx);
     if (ctx.method === 'logging/setLevel') {
       if (typeof ctx.params.level === 'string') session.setLogLevel(ctx.params.level);
       await Promise.allSettled(
@@ -242,8 +245,16 @@ function originalNameParams(ctx: RequestContext, target: RouteTarget): RpcParams
   }
 }
 
-async function listPage(deps: ForwardDeps, view: CatalogView, kind: ListKind, params: RpcParams): Promise<RpcResult> {
-  const items = await view.list(kind);
+async function listPage(
+  deps: ForwardDeps,
+  view: CatalogView,
+  kind: ListKind,
+  params: RpcParams,
+  ctx: RequestContext,
+): Promise<RpcResult> {
+  const listed = await view.list(kind);
+  const filter = deps.listFilter;
+  const items = filter ? listed.filter((item) => filter(ctx, kind, item)) : listed;
   const version = view.version;
   const offset = typeof params.cursor === 'string' ? deps.cursors.read(params.cursor, kind, version) : 0;
   if (typeof params.cursor !== 'undefined' && typeof params.cursor !== 'string') {

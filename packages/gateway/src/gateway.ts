@@ -17,6 +17,7 @@ import { Catalog, type ListKind, listKindsForNotification } from './catalog.js';
 import { CursorCodec } from './cursor.js';
 import type { ForwardDeps } from './forward.js';
 import { UpstreamInteractions } from './interactions.js';
+import type { ListFilter, OutboundFilter } from './hooks.js';
 import type { GatewayInternals } from './internals.js';
 import { type ListenHost, ListenTracker, resourceSubscriptionsOf } from './listen.js';
 import type { UpstreamProvider } from './provider.js';
@@ -36,6 +37,10 @@ export interface GatewayOptions {
    * the answer to what a 2025-era upstream pushed (see `UpstreamInteractions`). Default 120 s.
    */
   readonly inputRequiredTimeoutMs?: number;
+  /** Which catalog items a request's list shows (policy `hide`); absent: all. */
+  readonly listFilter?: ListFilter;
+  /** Redaction of notifications and server-to-client requests relayed from upstreams to agents. */
+  readonly outbound?: OutboundFilter;
   /** Told when agent sessions close and when notifications reach agents (the session log listens here). */
   readonly observer?: SessionObserver;
 }
@@ -76,6 +81,7 @@ export class Gateway implements GatewayInternals, ListenHost {
   readonly provider: UpstreamProvider;
   readonly forwardDeps: ForwardDeps;
   readonly interactions: UpstreamInteractions;
+  readonly outbound: OutboundFilter | undefined;
   private readonly config: Config;
   private readonly sessions = new Set<AgentSession>();
   private readonly composed: (
@@ -116,7 +122,9 @@ export class Gateway implements GatewayInternals, ListenHost {
       cursors: new CursorCodec(),
       pageSize: options.config.gateway.pageSize,
       prefixOf: (upstream) => this.prefixOf(upstream),
+      listFilter: options.listFilter,
     };
+    this.outbound = options.outbound;
     const stages = options.stages ?? [];
     for (const stage of stages) {
       if (!STAGE_ORDER.includes(stage.name)) throw new Error(`unknown pipeline stage "${stage.name}"`);

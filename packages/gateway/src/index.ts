@@ -8,6 +8,7 @@ export {
   type SessionObserver,
   type UpstreamHealth,
 } from './gateway.js';
+export type { ListFilter, OutboundFilter, OutboundMessage } from './hooks.js';
 export { ListenTracker, resourceSubscriptionsOf } from './listen.js';
 export { type PoolLike, providerFromPool, type UpstreamProvider } from './provider.js';
 export { AgentSession, type SessionInit } from './session.js';

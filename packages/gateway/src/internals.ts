@@ -3,6 +3,7 @@ import type { RequestContext, RouteTarget, RpcParams, RpcResult } from '@portcul
 import type { Logger } from 'pino';
 import type { Catalog } from './catalog.js';
 import type { ForwardDeps } from './forward.js';
+import type { OutboundFilter } from './hooks.js';
 import type { UpstreamInteractions } from './interactions.js';
 import type { UpstreamProvider } from './provider.js';
 import type { SessionScope } from './scope.js';
@@ -16,6 +17,8 @@ export interface GatewayInternals {
   readonly provider: UpstreamProvider;
   readonly forwardDeps: ForwardDeps;
   readonly interactions: UpstreamInteractions;
+  /** Redaction of what upstreams send towards agents outside results (see `OutboundFilter`). */
+  readonly outbound: OutboundFilter | undefined;
   readonly subscriptions: {
     add(target: RouteTarget): Promise<void>;
     remove(target: RouteTarget): Promise<void>;

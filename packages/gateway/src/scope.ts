@@ -12,6 +12,8 @@ export interface ScopeMember {
   hasCallOn(connection: UpstreamConnection): boolean;
   deliverDuringCall(connection: UpstreamConnection, method: string, params: RpcParams): boolean;
   notify(method: string, params?: RpcParams): Promise<void>;
+  /** A notification from `upstream` outside any call, passed through the gateway's outbound filter. */
+  relayNotification(upstream: string, method: string, params: RpcParams): Promise<void>;
   relayServerRequest(
     upstream: string,
     connection: UpstreamConnection,
@@ -133,6 +135,6 @@ export class SessionScope {
     for (const member of this.members) delivered = member.deliverDuringCall(connection, method, outbound) || delivered;
     if (delivered) return;
     for (const member of this.members)
-      if (!member.isClosed && member.hasOwnStream) void member.notify(method, outbound);
+      if (!member.isClosed && member.hasOwnStream) void member.relayNotification(upstream, method, outbound);
   }
 }

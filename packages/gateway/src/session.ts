@@ -189,6 +189,7 @@ export class AgentSession implements ScopeMember {
         ({ params, resume } = await this.gateway.interactions.claimRetry(params, sdkContext));
       }
       const target = await resolveTarget(method, params, this.scope.catalog);
+      const pending = new Set<Promise<unknown>>();
       const ctx: RequestContext = {
         session: this.sessionInfo(),
         identity: this.identity,
@@ -197,18 +198,49 @@ export class AgentSession implements ScopeMember {
         requestId: sdkContext.mcpReq.id,
         target,
         signal,
-        agent: this.agentChannel(sdkContext),
+        agent: this.filteredChannel(this.agentChannel(sdkContext), () => ctx, pending),
         receivedAt: Date.now(),
         beforeForward: [],
         annotations: new Map(),
       };
       if (resume) this.gateway.interactions.attach(ctx, resume);
       const result = await this.gateway.pipeline(ctx, createForward(this.gateway.forwardDeps, this.forwardSession));
+      // Notifications of this request being redacted are sent before its response.
+      if (pending.size > 0) await Promise.allSettled([...pending]);
       this.identity = ctx.identity;
       return result;
     } catch (error) {
       throw toWireError(error, this.gateway.logger);
     }
+  }
+
+  /**
+   * The request's channel with what upstreams send redacted (`GatewayOptions.outbound`): every
+   * notification and server-to-client request on it relates to this request. A notification the
+   * filter refuses is dropped, a request refused (fail closed).
+   */
+  private filteredChannel(
+    channel: AgentChannel,
+    ctx: () => RequestContext,
+    pending: Set<Promise<unknown>>,
+  ): AgentChannel {
+    const outbound = this.gateway.outbound;
+    if (!outbound) return channel;
+    const filter = (method: string, params: RpcParams): Promise<RpcParams> => {
+      const related = ctx();
+      return outbound({ method, params, upstream: related.target?.upstream, related, identity: related.identity });
+    };
+    return {
+      capabilities: channel.capabilities,
+      logLevel: channel.logLevel,
+      notify: (method, params) => {
+        const sent = filter(method, params).then((filtered) => channel.notify(method, filtered));
+        pending.add(sent);
+        sent.finally(() => pending.delete(sent)).catch(() => undefined);
+        return sent;
+      },
+      request: async (method, params, options) => channel.request(method, await filter(method, params), options),
+    };
   }
 
   private agentChannel(sdkContext: ServerContext): AgentChannel {
@@ -300,7 +332,30 @@ export class AgentSession implements ScopeMember {
     const outbound = rewriteOutboundParams(method, params, this.gateway.prefixOf(upstream));
     const call = this.activeCallOn(connection);
     if (call) return call.ctx.agent.request(method, outbound, options);
-    return sendToAgent(method, outbound, (request) => this.server.request(request, options));
+    const filtered = this.gateway.outbound
+      ? await this.gateway.outbound({ method, params: outbound, upstream, related: undefined, identity: this.identity })
+      : outbound;
+    return sendToAgent(method, filtered, (request) => this.server.request(request, options));
+  }
+
+  /** A notification from `upstream` outside any call of this session, redacted for its identity. */
+  async relayNotification(upstream: string, method: string, params: RpcParams): Promise<void> {
+    let filtered = params;
+    if (this.gateway.outbound) {
+      try {
+        filtered = await this.gateway.outbound({
+          method,
+          params,
+          upstream,
+          related: undefined,
+          identity: this.identity,
+        });
+      } catch (error) {
+        this.gateway.logger.warn({ session: this.id, method, err: describeError(error) }, 'notification withheld');
+        return;
+      }
+    }
+    await this.notify(method, filtered);
   }
 
   hasCallOn(connection: UpstreamConnection): boolean {

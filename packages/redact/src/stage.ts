@@ -80,8 +80,8 @@ export function createRedactStage(options: RedactStageOptions): Stage {
 export interface OutboundMessage {
   readonly method: string;
   readonly params: RpcParams;
-  /** The upstream it comes from. */
-  readonly upstream: string;
+  /** The upstream it comes from; unknown: rules naming upstreams apply anyway (fail closed). */
+  readonly upstream?: string | undefined;
   /** The request it relates to, when the gateway knows it (then rules naming tools/resources/prompts apply exactly). */
   readonly related?: RequestContext | undefined;
   /** Who will receive it, when there is no related request. */
@@ -99,7 +99,7 @@ export function createOutboundRedaction(
   return async (message) => {
     const subject: RedactionSubject =
       message.related !== undefined
-        ? { ...redactionSubjectOf(message.related), upstream: message.upstream }
+        ? { ...redactionSubjectOf(message.related), upstream: message.upstream ?? message.related.target?.upstream }
         : { upstream: message.upstream, identity: message.identity };
     const redacted = await redactor.redactOutbound(message.method, message.params, subject);
     return { params: redacted.value, summary: redacted.summary };

@@ -29,6 +29,10 @@ export interface GatewayConfig {
   readonly upstreams: Record<string, unknown>;
   readonly server?: Record<string, unknown>;
   readonly gateway?: Record<string, unknown>;
+  /** Default `{ anonymous: true }`: HTTP tests serve the anonymous identity. */
+  readonly auth?: Record<string, unknown>;
+  /** Any other top-level sections (policy, identity, redaction, ...). */
+  readonly extra?: Record<string, unknown>;
 }
 
 export function gatewayConfig(config: GatewayConfig): Record<string, unknown> {
@@ -36,6 +40,8 @@ export function gatewayConfig(config: GatewayConfig): Record<string, unknown> {
     server: { host: '127.0.0.1', port: 0, ...config.server },
     gateway: { listChangedDebounceMs: 20, ...config.gateway },
     logging: { level: 'warn' },
+    auth: config.auth ?? { anonymous: true },
+    ...config.extra,
     upstreams: config.upstreams,
   };
 }
