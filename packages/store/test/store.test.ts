@@ -21,6 +21,14 @@ import {
   uuidv7,
 } from '../src/index.js';
 import { BACKEND_NAMES, type Backend, CuttableProxy, createBackend, queryOutside } from './support/backends.js';
+import { holdPostgresShared } from './support/pg-lock.js';
+
+// The Postgres server is shared with the suite that stops and restarts it: hold it up while this file runs.
+let releasePostgres: (() => void) | undefined;
+beforeAll(async () => {
+  releasePostgres = await holdPostgresShared();
+}, 300_000);
+afterAll(() => releasePostgres?.());
 
 function sessionInfo(overrides: Partial<SessionInfo> = {}): SessionInfo {
   return {
