@@ -18,6 +18,7 @@ import { StdioClientTransport } from '@modelcontextprotocol/client/stdio';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const GATEWAY_BIN = join(ROOT, 'apps/portcullis/dist/bin.js');
+const GATEWAY_HOST = join(ROOT, 'scripts/bench-gateway-host.mjs');
 const FIXTURE_BIN = join(ROOT, 'packages/fixture/dist/bin.js');
 const MODERN_VERSION = '2026-07-28';
 const ECHO_ARGS = { message: 'ping', n: 1 };
@@ -30,6 +31,7 @@ const { values: opts } = parseArgs({
     warmup: { type: 'string', default: '300' },
     sessions: { type: 'string', default: '200' },
     'no-modern': { type: 'boolean', default: false },
+    only: { type: 'string' },
     json: { type: 'string' },
     'cpu-prof': { type: 'string' },
     help: { type: 'boolean', short: 'h' },
@@ -38,7 +40,7 @@ const { values: opts } = parseArgs({
 });
 if (opts.help) {
   process.stdout.write(
-    'usage: node scripts/bench-proxy.mjs [--calls N] [--warmup N] [--sessions N] [--no-modern] [--json FILE] [--cpu-prof DIR]\n',
+    'usage: node scripts/bench-proxy.mjs [--calls N] [--warmup N] [--sessions N] [--no-modern] [--only http|stdio|memory] [--json FILE] [--cpu-prof DIR]\n',
   );
   process.exit(0);
 }
@@ -127,7 +129,7 @@ function startHttpProcess(label, args, nodeFlags = []) {
       const match = text.match(/listening on (http:\/\/\S+\/mcp)/);
       if (match) {
         clearTimeout(timer);
-        done({ pid: child.pid, url: match[1], stop: () => stopGroup(child.pid) });
+        done({ pid: child.pid, url: match[1], stop: () => stopGroup(child.pid), heap: () => readHeap(child) });
       }
     });
     child.once('exit', (code, signal) => {
@@ -289,6 +291,22 @@ function readStatus(pid) {
   return { vmRssKb: kb('VmRSS'), rssAnonKb: kb('RssAnon') };
 }
 
+/** Asks a gateway started through bench-gateway-host.mjs for its heap after a full GC. */
+function readHeap(child) {
+  return new Promise((done, fail) => {
+    const timer = setTimeout(() => fail(new Error('no heap report within 10 s')), 10_000);
+    const onData = (chunk) => {
+      const match = String(chunk).match(/^heap (\d+)$/m);
+      if (!match) return;
+      clearTimeout(timer);
+      child.stderr.off('data', onData);
+      done(Number(match[1]));
+    };
+    child.stderr.on('data', onData);
+    process.kill(child.pid, 'SIGUSR2');
+  });
+}
+
 async function settledStatus(pid) {
   await sleep(1500);
   return readStatus(pid);
@@ -300,7 +318,11 @@ async function memoryScenario() {
   const sessions = [];
   try {
     const config = writeConfig('memory', { transport: 'streamable-http', url: fixture.url });
-    const gateway = await startHttpProcess('gateway', [GATEWAY_BIN, 'serve', '--config', config, '--port', '0']);
+    const gateway = await startHttpProcess(
+      'gateway',
+      [GATEWAY_HOST, 'serve', '--config', config, '--port', '0'],
+      ['--expose-gc'],
+    );
     try {
       // Warm the gateway (upstream connection, JIT, lazily built catalog) with a few sessions first.
       const warm = [];
@@ -308,6 +330,7 @@ async function memoryScenario() {
       await Promise.all(warm.map((s) => echo(s.client)));
       await Promise.all(warm.map((s) => s.close()));
       const before = await settledStatus(gateway.pid);
+      const heapBefore = await gateway.heap();
       const steps = [];
       const stepSize = Math.max(1, Math.ceil(SESSIONS / 4));
       while (sessions.length < SESSIONS) {
@@ -315,6 +338,7 @@ async function memoryScenario() {
         for (let i = 0; i < batch; i++) sessions.push(await connectHttp(gateway.url, '2025'));
         steps.push({ sessions: sessions.length, ...(await settledStatus(gateway.pid)) });
       }
+      const heapAfter = await gateway.heap();
       const after = steps.at(-1);
       const perSession = (key) => ((after[key] - before[key]) * 1024) / SESSIONS;
       const slope = (key) => {
@@ -333,6 +357,7 @@ async function memoryScenario() {
         vmRssBytesPerSession: perSession('vmRssKb'),
         rssAnonBytesPerSession: perSession('rssAnonKb'),
         vmRssSlopeBytesPerSession: slope('vmRssKb'),
+        heapBytesPerSession: (heapAfter - heapBefore) / SESSIONS,
       };
     } finally {
       await Promise.allSettled(sessions.map((s) => s.close()));
@@ -376,14 +401,14 @@ function report(memory, machine) {
     const kb = (bytes) => (bytes / 1024).toFixed(1);
     lines.push(
       '',
-      `Idle 2025-era Streamable HTTP sessions against the gateway: ${memory.sessions} (RSS read from /proc/<pid>/status after a 1.5 s settle; no forced GC)`,
+      `Idle 2025-era Streamable HTTP sessions against the gateway: ${memory.sessions} (RSS read from /proc/<pid>/status after a 1.5 s settle; heap read in the gateway after two full collections)`,
       '',
       '| sessions | VmRSS (KB) | RssAnon (KB) |',
       '|---:|---:|---:|',
       `| 0 | ${memory.before.vmRssKb} | ${memory.before.rssAnonKb} |`,
       ...memory.steps.map((s) => `| ${s.sessions} | ${s.vmRssKb} | ${s.rssAnonKb} |`),
       '',
-      `Per idle session: VmRSS ${kb(memory.vmRssBytesPerSession)} KB, RssAnon ${kb(memory.rssAnonBytesPerSession)} KB (end-to-end delta); VmRSS slope ${kb(memory.vmRssSlopeBytesPerSession)} KB (least squares over the steps)`,
+      `Per idle session: heap ${kb(memory.heapBytesPerSession)} KB after a full GC; VmRSS ${kb(memory.vmRssBytesPerSession)} KB, RssAnon ${kb(memory.rssAnonBytesPerSession)} KB (end-to-end delta); VmRSS slope ${kb(memory.vmRssSlopeBytesPerSession)} KB (least squares over the steps)`,
     );
   }
   return `${lines.join('\n')}\n`;
@@ -397,9 +422,10 @@ async function main() {
     loadAverageAtStart: loadavg().map((n) => Number(n.toFixed(2))),
   };
   const started = Date.now();
-  await httpScenario();
-  await stdioScenario();
-  const memory = await memoryScenario();
+  const runs = (scenario) => opts.only === undefined || opts.only === scenario;
+  if (runs('http')) await httpScenario();
+  if (runs('stdio')) await stdioScenario();
+  const memory = runs('memory') ? await memoryScenario() : undefined;
   process.stdout.write(report(memory, machine));
   process.stderr.write(`done in ${((Date.now() - started) / 1000).toFixed(1)} s\n`);
   if (opts.json) {

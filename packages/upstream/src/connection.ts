@@ -21,6 +21,7 @@ import { describeError, PortcullisError, type ProtocolEra, type RpcParams, type 
 import type { Logger } from 'pino';
 import { EraVerdictCache } from './era-cache.js';
 import { normaliseUpstreamError, UpstreamErrorCode, unavailableError } from './errors.js';
+import { createNodeFetch } from './http-fetch.js';
 import { ProcessGroupStdioTransport } from './stdio-transport.js';
 import type {
   ConnectionOptions,
@@ -451,7 +452,10 @@ export class ManagedUpstreamConnection implements UpstreamConnection {
       });
     }
     const url = new URL(spec.url);
-    const httpOptions = { requestInit: { headers: { ...spec.headers } }, fetch: this.options.fetch };
+    const httpOptions = {
+      requestInit: { headers: { ...spec.headers } },
+      fetch: this.options.fetch ?? (spec.transport === 'sse' ? undefined : sharedNodeFetch()),
+    };
     return spec.transport === 'sse'
       ? new SSEClientTransport(url, httpOptions)
       : new StreamableHTTPClientTransport(url, httpOptions);
@@ -669,4 +673,12 @@ function registerServerRequestHandlers(
       relay(request.method, request.params, ctx.mcpReq.signal).then((result) => result as ListRootsResult),
     );
   }
+}
+
+let nodeFetch: FetchLike | undefined;
+
+/** One keep-alive connection pool for every Streamable HTTP upstream of the process. */
+function sharedNodeFetch(): FetchLike {
+  nodeFetch ??= createNodeFetch();
+  return nodeFetch;
 }

@@ -1,0 +1,61 @@
+import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from 'node:http';
+import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+import { Readable } from 'node:stream';
+import type { FetchLike } from '@modelcontextprotocol/client';
+
+/** Statuses whose responses carry no body (a `Response` with one would throw). */
+const NULL_BODY_STATUSES = new Set([101, 103, 204, 205, 304]);
+
+/**
+ * A `fetch` for the SDK's HTTP client transports built on `node:http` with keep-alive agents. Each
+ * upstream call is one small POST; the global `fetch` turns its string body into a web stream and
+ * writes it in several syscalls, and parses responses in WebAssembly. Here the body goes out with
+ * the headers in one write and responses are parsed natively. Redirects are never followed (the
+ * SDK asks for `redirect: 'manual'` and follows within the origin itself). Bodies other than
+ * strings and byte arrays fall back to the global `fetch`.
+ */
+export function createNodeFetch(options: { maxSockets?: number } = {}): FetchLike {
+  const agentOptions = { keepAlive: true, maxSockets: options.maxSockets ?? 256, scheduling: 'lifo' as const };
+  const httpAgent = new HttpAgent(agentOptions);
+  const httpsAgent = new HttpsAgent(agentOptions);
+  return (input, init) => {
+    const body = init?.body;
+    if (body !== undefined && body !== null && typeof body !== 'string' && !(body instanceof Uint8Array)) {
+      return fetch(input, init);
+    }
+    const url = input instanceof URL ? input : new URL(String(input));
+    const headers: Record<string, string> = {};
+    new Headers(init?.headers).forEach((value, name) => {
+      headers[name] = value;
+    });
+    const secure = url.protocol === 'https:';
+    const method = init?.method ?? 'GET';
+    return new Promise<Response>((resolve, reject) => {
+      const onResponse = (res: IncomingMessage): void => {
+        const responseHeaders = new Headers();
+        for (const [name, value] of Object.entries(res.headers)) {
+          if (value === undefined) continue;
+          if (Array.isArray(value)) for (const item of value) responseHeaders.append(name, item);
+          else responseHeaders.set(name, value);
+        }
+        const status = res.statusCode ?? 502;
+        const noBody = NULL_BODY_STATUSES.has(status) || method === 'HEAD';
+        if (noBody) res.resume();
+        resolve(
+          new Response(noBody ? null : (Readable.toWeb(res) as ReadableStream<Uint8Array>), {
+            status,
+            statusText: res.statusMessage ?? '',
+            headers: responseHeaders,
+          }),
+        );
+      };
+      const request = (secure ? httpsRequest : httpRequest)(
+        url,
+        { method, headers, agent: secure ? httpsAgent : httpAgent, ...(init?.signal ? { signal: init.signal } : {}) },
+        onResponse,
+      );
+      request.once('error', reject);
+      request.end(body ?? undefined);
+    });
+  };
+}
