@@ -16,8 +16,8 @@ import type { Logger } from 'pino';
 import { Catalog, type ListKind, listKindsForNotification } from './catalog.js';
 import { CursorCodec } from './cursor.js';
 import type { ForwardDeps } from './forward.js';
-import { UpstreamInteractions } from './interactions.js';
 import type { ListFilter, OutboundFilter } from './hooks.js';
+import { UpstreamInteractions } from './interactions.js';
 import type { GatewayInternals } from './internals.js';
 import { type ListenHost, ListenTracker, resourceSubscriptionsOf } from './listen.js';
 import type { UpstreamProvider } from './provider.js';
@@ -129,7 +129,19 @@ export class Gateway implements GatewayInternals, ListenHost {
     for (const stage of stages) {
       if (!STAGE_ORDER.includes(stage.name)) throw new Error(`unknown pipeline stage "${stage.name}"`);
     }
-    this.composed = (ctx, forward) => composePipeline(stages, forward)(ctx);
+    // One composed pipeline per terminal `forward` (one per session), built on first use.
+    const pipelines = new WeakMap<
+      (ctx: RequestContext) => Promise<RpcResult>,
+      (ctx: RequestContext) => Promise<RpcResult>
+    >();
+    this.composed = (ctx, forward) => {
+      let pipeline = pipelines.get(forward);
+      if (!pipeline) {
+        pipeline = composePipeline(stages, forward);
+        pipelines.set(forward, pipeline);
+      }
+      return pipeline(ctx);
+    };
     this.watchPrimaries();
     this.unsubscribeProvider = this.provider.onUpstreamsChanged(() => {
       this.watchPrimaries();

@@ -74,7 +74,8 @@ export class AgentSession implements ScopeMember {
   private readonly subscriptions = new Map<string, RouteTarget>();
   /** Dedicated connections, the catalog view and relaying shared by every session of the same upstream session key. */
   private readonly scope: SessionScope;
-  private readonly abort = new AbortController();
+  /** The terminal `forward` stage of this session, built on first use. */
+  private forward: ((ctx: RequestContext) => Promise<RpcResult>) | undefined;
   private closed = false;
   private info: SessionInfo | undefined;
   /** 2026-era agents declare capabilities per request; the latest declaration seen. */
@@ -176,7 +177,8 @@ export class AgentSession implements ScopeMember {
   }
 
   private async handle(method: string, agentParams: RpcParams, sdkContext: ServerContext): Promise<RpcResult> {
-    const signal = AbortSignal.any([sdkContext.mcpReq.signal, this.abort.signal]);
+    // Closing the session closes its SDK server, which aborts every handler's signal.
+    const signal = sdkContext.mcpReq.signal;
     try {
       let params = agentParams;
       let resume: Resume | undefined;
@@ -204,7 +206,8 @@ export class AgentSession implements ScopeMember {
         annotations: new Map(),
       };
       if (resume) this.gateway.interactions.attach(ctx, resume);
-      const result = await this.gateway.pipeline(ctx, createForward(this.gateway.forwardDeps, this.forwardSession));
+      this.forward ??= createForward(this.gateway.forwardDeps, this.forwardSession);
+      const result = await this.gateway.pipeline(ctx, this.forward);
       // Notifications of this request being redacted are sent before its response.
       if (pending.size > 0) await Promise.allSettled([...pending]);
       this.identity = ctx.identity;
@@ -395,7 +398,8 @@ export class AgentSession implements ScopeMember {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    this.abort.abort(new Error('agent session closed'));
+    // Aborts the calls in flight first, so that no upstream call outlives the session.
+    await this.server.close().catch(() => undefined);
     this.gateway.sessionClosed(this);
     this.scope.leave(this);
     for (const target of this.subscriptions.values())
@@ -405,7 +409,6 @@ export class AgentSession implements ScopeMember {
       this.gateway.releaseScope(this.id);
       await this.gateway.provider.releaseSession(this.id);
     }
-    await this.server.close().catch(() => undefined);
   }
 }
 
