@@ -56,6 +56,16 @@ export const ServerSchema = z
       .int()
       .positive()
       .default(4 * 1024 * 1024),
+    /**
+     * A 2025-era HTTP session (Streamable HTTP or SSE) with no request and no open stream for this
+     * long is closed, so agents that vanish without ending their session free what it holds. 0 keeps
+     * sessions until the agent ends them.
+     */
+    sessionIdleTimeoutMs: z
+      .number()
+      .int()
+      .nonnegative()
+      .default(30 * 60 * 1000),
   })
   .strict();
 

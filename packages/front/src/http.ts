@@ -33,6 +33,24 @@ export interface HttpFront {
 interface LegacySession {
   readonly transport: NodeStreamableHTTPServerTransport;
   readonly session: AgentSession;
+  readonly activity: SessionActivity;
+}
+
+/** When a session was last used and how many of its streams are open: what idle expiry looks at. */
+interface SessionActivity {
+  lastSeen: number;
+  openStreams: number;
+}
+
+/** Marks a session used now, and counts `res` as an open stream until it closes when `streaming`. */
+function touch(activity: SessionActivity, res: ServerResponse, streaming: boolean): void {
+  activity.lastSeen = Date.now();
+  if (!streaming) return;
+  activity.openStreams++;
+  res.once('close', () => {
+    activity.openStreams--;
+    activity.lastSeen = Date.now();
+  });
 }
 
 interface SseSession {
@@ -89,6 +107,7 @@ export async function serveGatewayOverHttp(gateway: Gateway, options: HttpFrontO
         sendJsonRpcError(res, 404, RpcCode.InvalidRequest, 'Session not found: start a new session', null);
         return;
       }
+      touch(existing.activity, res, req.method === 'GET');
       await existing.transport.handleRequest(req, res, body);
       return;
     }
@@ -109,7 +128,7 @@ export async function serveGatewayOverHttp(gateway: Gateway, options: HttpFrontO
         sessionIdGenerator: () => id,
         eventStore: new BoundedEventStore(),
         onsessioninitialized: () => {
-          legacySessions.set(id, { transport, session });
+          legacySessions.set(id, { transport, session, activity: { lastSeen: Date.now(), openStreams: 0 } });
         },
       });
       transport.onclose = () => {
@@ -210,10 +229,27 @@ export async function serveGatewayOverHttp(gateway: Gateway, options: HttpFrontO
   const address = server.address() as AddressInfo;
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
 
+  const idleTimeout = limits.sessionIdleTimeoutMs;
+  const sweeper =
+    idleTimeout > 0
+      ? setInterval(
+          () => {
+            const cutoff = Date.now() - idleTimeout;
+            for (const [id, entry] of legacySessions) {
+              if (entry.activity.openStreams > 0 || entry.activity.lastSeen > cutoff) continue;
+              logger.info({ session: id, idleMs: idleTimeout }, 'closing an idle session');
+              void entry.transport.close();
+            }
+          },
+          Math.min(60_000, Math.max(1_000, Math.floor(idleTimeout / 2))),
+        ).unref()
+      : undefined;
+
   return {
     url: `http://${host}:${address.port}`,
     port: address.port,
     close: async () => {
+      if (sweeper) clearInterval(sweeper);
       stopEvents();
       await Promise.allSettled([...legacySessions.values()].map((entry) => entry.transport.close()));
       await Promise.allSettled([...sseSessions.values()].map((entry) => entry.transport.close()));
