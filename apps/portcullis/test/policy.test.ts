@@ -1,5 +1,6 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { Client } from '@modelcontextprotocol/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectV2Client, type V2Handle, v2Http, v2Stdio } from './support/clients.js';
 import { type HttpGateway, startHttpGateway, stdioFixture, stdioGatewayParams } from './support/gateway.js';
@@ -67,6 +68,10 @@ redact:
     match: { resources: ["fx+test://static-text"], prompts: [test_simple_prompt], tools: [test_logging_tool] }
     custom:
       - { id: fixture-word, pattern: "static text|simple prompt|Diagnostic" }
+  - name: interaction-words
+    match: { tools: [test_sampling, fixture_slow] }
+    custom:
+      - { id: secret-word, pattern: "swordfish|step [0-9]+" }
 `;
 
 const TOKEN = `ghp_${'a1B2c3D4e5'.repeat(3)}123456`;
@@ -234,6 +239,36 @@ describe('policy over HTTP (anonymous identity)', () => {
     expect(logs).toContain('[REDACTED:fixture-word] trace logging activated');
     expect(logs).not.toContain('Diagnostic');
   });
+
+  it('redacts progress messages and the sampling request an upstream sends to the agent during a call', async () => {
+    const sampled: unknown[] = [];
+    const client = new Client({ name: 'e2e-sampling', version: '1.0.0' }, { capabilities: { sampling: {} } });
+    client.setRequestHandler('sampling/createMessage', async (request) => {
+      sampled.push(request.params);
+      return { role: 'assistant', model: 'e2e-model', content: { type: 'text', text: 'fine' } };
+    });
+    await client.connect(v2Http(gateway.mcpUrl));
+    try {
+      const sampling = (await client.callTool({
+        name: 'fx__test_sampling',
+        arguments: { prompt: 'the password is swordfish' },
+      })) as ToolResult;
+      expect(text(sampling)).toBe('LLM response: fine');
+      expect(JSON.stringify(sampled)).toContain('the password is [REDACTED:secret-word]');
+      expect(JSON.stringify(sampled)).not.toContain('swordfish');
+
+      const progress: unknown[] = [];
+      await client.callTool(
+        { name: 'fx__fixture_slow', arguments: { ms: 40, steps: 2 } },
+        { onprogress: (update) => progress.push(update) },
+      );
+      expect(progress.length).toBeGreaterThan(0);
+      expect(JSON.stringify(progress)).toContain('[REDACTED:secret-word] of 2');
+      expect(JSON.stringify(progress)).not.toMatch(/step \d/);
+    } finally {
+      await client.close();
+    }
+  });
 });
 
 describe('policy over stdio (identity from --as/--groups)', () => {
@@ -247,17 +282,15 @@ describe('policy over stdio (identity from --as/--groups)', () => {
   };
 
   it('applies a rule to one group and not to another', async () => {
-    const contractor = await connect('bob', 'contractors');
-    const developer = await connect('alice', 'dev');
+    const [contractor, developer] = await Promise.all([connect('bob', 'contractors'), connect('alice', 'dev')]);
     const denied = await call(contractor, 'fx__test_simple_text');
     expect(denied).toMatchObject({ isError: true });
     expect(text(denied)).toBe('contractors may not call test_simple_text');
     expect(text(await call(developer, 'fx__test_simple_text'))).toContain('simple text');
-  });
+  }, 60_000);
 
   it('shows e-mail addresses to a group excepted from the redaction rule, but never the token', async () => {
-    const support = await connect('sam', 'support');
-    const developer = await connect('alice', 'dev');
+    const [support, developer] = await Promise.all([connect('sam', 'support'), connect('alice', 'dev')]);
     const args = { note: `ada@example.com ${TOKEN}` };
     expect((await call(support, 'fx__fixture_echo', args)).structuredContent).toEqual({
       note: 'ada@example.com [REDACTED:github-token]',
@@ -265,7 +298,7 @@ describe('policy over stdio (identity from --as/--groups)', () => {
     expect((await call(developer, 'fx__fixture_echo', args)).structuredContent).toEqual({
       note: '[REDACTED:email] [REDACTED:github-token]',
     });
-  });
+  }, 60_000);
 });
 
 describe('policy file changes while running', () => {
@@ -295,7 +328,7 @@ describe('policy file changes while running', () => {
 
     writeFileSync(file, ALLOW);
     await until(async () => (await call(agent, 'fx__fixture_echo', { a: 1 })).isError !== true, 'the fixed version');
-  });
+  }, 60_000);
 
   it('refuses to start with a bad policy file, naming the file, the place and the reason', async () => {
     const file = policyFile(
@@ -331,7 +364,7 @@ describe('HTTP without anonymous access', () => {
     expect(await response.text()).toMatch(/anonymous access is disabled/);
     expect((await fetch(`${gateway.baseUrl}/sse`)).status).toBe(401);
     expect((await fetch(`${gateway.baseUrl}/healthz`)).status).toBe(200);
-  });
+  }, 60_000);
 });
 
 function readLog(file: string): string {
