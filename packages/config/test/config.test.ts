@@ -47,6 +47,7 @@ describe('parseConfig defaults', () => {
       allowedHosts: [],
       allowedOrigins: [],
       maxMessageBytes: 4 * 1024 * 1024,
+      sessionIdleTimeoutMs: 30 * 60 * 1000,
     });
     expect(config.gateway.separator).toBe('__');
     expect(config.gateway.name).toBe('portcullis');
