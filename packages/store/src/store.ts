@@ -5,11 +5,19 @@ import type { Identity, SessionInfo } from '@portcullis/core';
 import { PortcullisError } from '@portcullis/core';
 import { type Insertable, Kysely, type MigrationResultSet, Migrator, PostgresDialect, sql } from 'kysely';
 import pg from 'pg';
-import { chainHash, GENESIS_HASH, type HashedEventContent, toStorableJson } from './canonical.js';
+import {
+  chainHash,
+  chainHashWithPayloadText,
+  GENESIS_HASH,
+  type HashedEventContent,
+  storableCanonicalJson,
+  toStorableJson,
+} from './canonical.js';
 import { toStoreError } from './errors.js';
 import { uuidv7 } from './ids.js';
 import { MIGRATION_LOCK_TABLE, MIGRATION_TABLE, migrationProvider } from './migrations.js';
 import { PGliteDialect } from './pglite-dialect.js';
+import { createFreshPGlite, isFreshDataDir } from './pglite-template.js';
 import type { Database, EventsTable, SessionsTable, ToolCallsTable } from './schema.js';
 import { readSpoolFile, removeSpoolFile, Spool } from './spool.js';
 
@@ -165,6 +173,12 @@ export type StoreOp =
       readonly redaction: string | null;
     };
 
+interface PendingWriteAhead {
+  readonly row: ToolCallRow & { id: string };
+  readonly resolve: () => void;
+  readonly reject: (error: unknown) => void;
+}
+
 interface ChainState {
   seq: number;
   prevHash: string;
@@ -202,7 +216,8 @@ export async function openStore(options: StoreOptions = {}): Promise<Store> {
     if (!inMemory) mkdirSync(dataDir, { recursive: true, mode: 0o700 });
     let lite: PGlite;
     try {
-      lite = await PGlite.create(inMemory ? dataDir : resolve(dataDir));
+      const where = inMemory ? dataDir : resolve(dataDir);
+      lite = isFreshDataDir(where) ? await createFreshPGlite(where) : await PGlite.create(where);
     } catch (error) {
       throw new PortcullisError('store.unavailable', `cannot open the embedded database in ${dataDir}`, {
         cause: error,
@@ -251,6 +266,8 @@ export class Store {
   #recovering: Promise<void> | undefined;
   #closed = false;
   readonly #chains = new Map<string, ChainState>();
+  #writeAhead: PendingWriteAhead[] = [];
+  #writeAheadInFlight: Promise<void> | undefined;
 
   constructor(
     db: Kysely<Database>,
@@ -365,11 +382,11 @@ export class Store {
    */
   async recordEvent(input: EventInput): Promise<number> {
     this.#assertOpen();
-    const payload = toStorableJson(input.payload);
-    const payloadText = JSON.stringify(payload);
+    // One pass: the canonical storable text is both what the row stores and what the hash covers.
+    const payloadText = storableCanonicalJson(input.payload);
     const chain = await this.#chain(input.sessionId);
     chain.seq += 1;
-    const content: HashedEventContent = {
+    const content: Omit<HashedEventContent, 'payload'> = {
       sessionId: input.sessionId,
       seq: chain.seq,
       occurredAt: new Date(input.at ?? Date.now()).toISOString(),
@@ -378,11 +395,10 @@ export class Store {
       method: input.method ?? null,
       rpcId: input.rpcId === undefined ? null : JSON.stringify(input.rpcId),
       upstream: input.upstream ?? null,
-      payload,
       sizeBytes: Buffer.byteLength(payloadText),
       latencyMs: input.latencyMs ?? null,
     };
-    const hash = chainHash(chain.prevHash, content);
+    const hash = chainHashWithPayloadText(chain.prevHash, content, payloadText);
     const row: EventRow = {
       session_id: content.sessionId,
       seq: content.seq,
@@ -448,7 +464,7 @@ export class Store {
   async recordToolCall(input: ToolCallInput): Promise<string> {
     this.#assertOpen();
     const id = uuidv7();
-    const row: ToolCallRow = {
+    const row: ToolCallRow & { id: string } = {
       id,
       session_id: input.sessionId,
       rpc_id: input.rpcId === undefined ? null : JSON.stringify(input.rpcId),
@@ -466,14 +482,64 @@ export class Store {
       requested_at: new Date(input.at ?? Date.now()).toISOString(),
     };
     if (this.#health === 'down') return this.#writeAheadWhileDown(id, row, undefined);
+    await new Promise<void>((resolveCommit, rejectCommit) => {
+      this.#writeAhead.push({ row, resolve: resolveCommit, reject: rejectCommit });
+      if (this.#writeAheadInFlight === undefined) this.#writeAheadInFlight = this.#commitWriteAhead();
+    });
+    return id;
+  }
+
+  /**
+   * Group commit: the write-ahead records waiting when a commit starts share one insert and one
+   * commit (one WAL flush). A lone call goes at once; calls that arrive during a commit ride the next.
+   */
+  async #commitWriteAhead(): Promise<void> {
     try {
-      await this.db.insertInto('portcullis_tool_calls').values(row).execute();
-      return id;
+      while (this.#writeAhead.length > 0) {
+        const group = this.#writeAhead.splice(0, MAX_ROWS_PER_INSERT);
+        try {
+          await this.db
+            .insertInto('portcullis_tool_calls')
+            .values(group.map((w) => w.row))
+            .execute();
+          for (const w of group) w.resolve();
+        } catch (error) {
+          const storeError = toStoreError(error, 'write-ahead tool call');
+          if (storeError.code === 'store.unavailable') {
+            this.#markDown(storeError);
+            for (const w of group) this.#settleWhileDown(w, storeError);
+          } else if (group.length === 1) {
+            group[0]?.reject(storeError);
+          } else {
+            // One bad row must not fail the others: each on its own.
+            for (const w of group) {
+              try {
+                await this.db.insertInto('portcullis_tool_calls').values(w.row).execute();
+                w.resolve();
+              } catch (single) {
+                const singleError = toStoreError(single, 'write-ahead tool call');
+                if (singleError.code === 'store.unavailable') {
+                  this.#markDown(singleError);
+                  this.#settleWhileDown(w, singleError);
+                } else {
+                  w.reject(singleError);
+                }
+              }
+            }
+          }
+        }
+      }
+    } finally {
+      this.#writeAheadInFlight = undefined;
+    }
+  }
+
+  #settleWhileDown(w: PendingWriteAhead, cause: PortcullisError): void {
+    try {
+      this.#writeAheadWhileDown(w.row.id, w.row, cause);
+      w.resolve();
     } catch (error) {
-      const storeError = toStoreError(error, 'write-ahead tool call');
-      if (storeError.code !== 'store.unavailable') throw storeError;
-      this.#markDown(storeError);
-      return this.#writeAheadWhileDown(id, row, storeError);
+      w.reject(error);
     }
   }
 
@@ -1014,6 +1080,7 @@ export class Store {
   /** Flushes everything (to the store, or to the spool if it is down) and closes the connection. */
   async close(): Promise<void> {
     if (this.#closed) return;
+    await this.#writeAheadInFlight;
     await this.flush().catch(() => {});
     if (this.#health === 'down') {
       // One last chance to replay before leaving the rest for the next start.

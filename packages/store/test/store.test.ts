@@ -98,6 +98,30 @@ describe.each(BACKEND_NAMES)('store on %s', (backendName) => {
     await backend?.dispose();
   });
 
+  it('group commit: concurrent write-ahead records share commits, and each resolves only once committed', async () => {
+    const session = sessionInfo();
+    const identity = configuredIdentity('group', []);
+    const ids = await Promise.all(
+      Array.from({ length: 50 }, (_, n) =>
+        store.recordToolCall({
+          sessionId: session.id,
+          identity,
+          tool: 'echo',
+          namespacedTool: 'demo__echo',
+          arguments: { n },
+          decision: 'allow',
+        }),
+      ),
+    );
+    expect(new Set(ids).size).toBe(50);
+    const rows = await store.db
+      .selectFrom('portcullis_tool_calls')
+      .select(['id'])
+      .where('session_id', '=', session.id)
+      .execute();
+    expect(rows.map((r) => r.id).sort()).toEqual([...ids].sort());
+  });
+
   it('runs its migrations at open, idempotently, and reports their status', async () => {
     const again = await store.migrateToLatest();
     expect(again.applied).toEqual([]);

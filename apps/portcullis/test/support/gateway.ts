@@ -41,6 +41,9 @@ export function gatewayConfig(config: GatewayConfig): Record<string, unknown> {
     gateway: { listChangedDebounceMs: 20, ...config.gateway },
     logging: { level: 'warn' },
     auth: config.auth ?? { anonymous: true },
+    // The session log in an in-memory embedded database, so suites that do not look at the log skip
+    // the on-disk initdb (the session-log suites set `database` themselves).
+    database: { dataDir: 'memory://' },
     ...config.extra,
     upstreams: config.upstreams,
   };
