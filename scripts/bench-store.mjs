@@ -131,6 +131,29 @@ async function measure(label, open) {
       latencies.push(performance.now() - start);
     }
     latencies.sort((a, b) => a - b);
+    // Concurrent write-ahead: 16 callers at once (tool calls of concurrent agents), each awaiting
+    // its own commit; group commit lets the waiting ones share one.
+    const concurrent = [];
+    const tc = performance.now();
+    await Promise.all(
+      Array.from({ length: 16 }, async (_, caller) => {
+        for (let i = 0; i < CALLS / 16; i++) {
+          const start = performance.now();
+          await store.recordToolCall({
+            sessionId: sessions[caller % SESSIONS].id,
+            identity,
+            upstream: 'demo',
+            tool: 'echo',
+            namespacedTool: 'demo__echo',
+            arguments: { message: 'ping', n: i },
+            decision: 'allow',
+          });
+          concurrent.push(performance.now() - start);
+        }
+      }),
+    );
+    const concurrentPerSecond = concurrent.length / ((performance.now() - tc) / 1000);
+    concurrent.sort((a, b) => a - b);
     const verify = await store.verifyChains();
     return {
       backend: label,
@@ -139,6 +162,8 @@ async function measure(label, open) {
       eventsPerSecond: Math.round(eventsPerSecond),
       writeAheadP50Ms: Number(percentile(latencies, 50).toFixed(3)),
       writeAheadP99Ms: Number(percentile(latencies, 99).toFixed(3)),
+      concurrent16PerSecond: Math.round(concurrentPerSecond),
+      concurrent16P50Ms: Number(percentile(concurrent, 50).toFixed(3)),
       chainsVerified: verify.ok ? verify.eventsChecked : `BROKEN ${JSON.stringify(verify.broken[0])}`,
     };
   } finally {
