@@ -228,6 +228,7 @@ function writeConfig(name, upstream) {
     server: { host: '127.0.0.1', port: 0 },
     logging: { level: 'warn' },
     auth: { anonymous: true },
+    database: { dataDir: 'memory://' },
     upstreams: { fixture: { ...upstream, prefix: false } },
   };
   writeFileSync(file, JSON.stringify(config, null, 2));
@@ -260,7 +261,7 @@ async function httpScenario() {
     const profFlags = opts['cpu-prof'] ? ['--cpu-prof', `--cpu-prof-dir=${resolve(opts['cpu-prof'])}`] : [];
     const gateway = await startHttpProcess(
       'gateway',
-      [GATEWAY_BIN, 'serve', '--config', config, '--port', '0'],
+      [GATEWAY_HOST, '--pass-through', 'serve', '--config', config, '--port', '0'],
       profFlags,
     );
     try {
@@ -268,6 +269,13 @@ async function httpScenario() {
       await cells('http', 'gateway', (era) => connectHttp(gateway.url, era));
     } finally {
       await gateway.stop();
+    }
+    // The `portcullis` program as shipped: the same hop plus the session log (in-memory PGlite here).
+    const program = await startHttpProcess('portcullis', [GATEWAY_BIN, 'serve', '--config', config, '--port', '0']);
+    try {
+      await cells('http', 'gateway+log', (era) => connectHttp(program.url, era));
+    } finally {
+      await program.stop();
     }
   } finally {
     await fixture.stop();
@@ -282,7 +290,9 @@ async function stdioScenario() {
     args: [FIXTURE_BIN, '--name', 'bench'],
   });
   await cells('stdio', 'direct', (era) => connectStdio([FIXTURE_BIN, '--name', 'bench'], era));
-  await cells('stdio', 'gateway', (era) => connectStdio([GATEWAY_BIN, 'stdio', '--config', config], era));
+  await cells('stdio', 'gateway', (era) =>
+    connectStdio([GATEWAY_HOST, '--pass-through', 'stdio', '--config', config], era),
+  );
 }
 
 function readStatus(pid) {
@@ -320,7 +330,7 @@ async function memoryScenario() {
     const config = writeConfig('memory', { transport: 'streamable-http', url: fixture.url });
     const gateway = await startHttpProcess(
       'gateway',
-      [GATEWAY_HOST, 'serve', '--config', config, '--port', '0'],
+      [GATEWAY_HOST, '--pass-through', 'serve', '--config', config, '--port', '0'],
       ['--expose-gc'],
     );
     try {
@@ -376,7 +386,7 @@ function fmt(ms) {
 }
 
 function overhead(row) {
-  if (row.path !== 'gateway') return '';
+  if (row.path === 'direct') return '';
   const direct = rows.find(
     (r) => r.transport === row.transport && r.era === row.era && r.inFlight === row.inFlight && r.path === 'direct',
   );
