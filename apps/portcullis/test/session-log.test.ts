@@ -3,9 +3,9 @@ import { join } from 'node:path';
 import { openStore } from '@portcullis/store';
 import { sql } from 'kysely';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { connectHttpAgent, firstText } from './support/agents.js';
+import { connectHttpAgent, connectV2, firstText, stdioAgentTransportV2 } from './support/agents.js';
 import { stdioFixture } from './support/gateway.js';
-import { cleanupAll, tempDir, waitFor } from './support/processes.js';
+import { cleanupAll, GATEWAY_BIN, ROOT, tempDir, waitFor } from './support/processes.js';
 import {
   COUNTING_UPSTREAM,
   type FreshDatabase,
@@ -229,6 +229,76 @@ describe('the session log through portcullis serve', () => {
     }
     await expectVerifyOk(configFile);
   }, 90_000);
+
+  it('portcullis stdio: the end of the agent connection records the session end and flushes', async () => {
+    const db = await database();
+    const configFile = sessionLogConfig({ demo: stdioFixture('demo') }, { url: db.url });
+    const agent = await connectV2(
+      'stdio',
+      stdioAgentTransportV2({
+        command: process.execPath,
+        args: [GATEWAY_BIN, 'stdio', '--config', configFile, '--as', 'alice', '--groups', 'ops'],
+        cwd: ROOT,
+        stderr: 'pipe',
+      }),
+      'legacy',
+    );
+    for (let n = 0; n < 3; n++) await agent.callTool('demo__fixture_echo', { n });
+    await agent.close();
+    let sessions: Array<{
+      identity_subject: string;
+      identity_groups: string[];
+      front_transport: string;
+      end_reason: string | null;
+      event_count: number | null;
+    }> = [];
+    const deadline = Date.now() + 15_000;
+    while (Date.now() < deadline) {
+      sessions = await db.query(
+        'select identity_subject, identity_groups, front_transport, end_reason, event_count from portcullis_sessions',
+      );
+      if (sessions[0]?.end_reason) break;
+      await new Promise((done) => setTimeout(done, 100));
+    }
+    expect(sessions).toEqual([
+      {
+        identity_subject: 'alice',
+        identity_groups: ['ops'],
+        front_transport: 'stdio',
+        end_reason: expect.any(String),
+        event_count: 6,
+      },
+    ]);
+    await expectVerifyOk(configFile);
+  }, 60_000);
+
+  it('audit.retention: the pruning job removes whole old sessions while the gateway runs', async () => {
+    const db = await database();
+    const first = await serve(sessionLogConfig({ demo: stdioFixture('demo') }, { url: db.url }));
+    const agent = await connectHttpAgent('v2 Streamable HTTP (2025 era)', first.mcpUrl);
+    await agent.callTool('demo__fixture_echo', { n: 1 });
+    await agent.close();
+    expect(await first.proc.stop()).toBe(0);
+    const [before] = await db.query<{ n: string }>('select count(*) as n from portcullis_events');
+    expect(Number(before?.n)).toBeGreaterThan(0);
+
+    // A gateway keeping 1 s prunes within about a second of its start (then every second).
+    const configFile = sessionLogConfig({ demo: stdioFixture('demo') }, { url: db.url }, { retention: '1s' });
+    const second = await serve(configFile);
+    const deadline = Date.now() + 15_000;
+    let left = 1;
+    while (left > 0 && Date.now() < deadline) {
+      await new Promise((done) => setTimeout(done, 250));
+      const [row] = await db.query<{ n: string }>('select count(*) as n from portcullis_sessions');
+      left = Number(row?.n);
+    }
+    expect(left).toBe(0);
+    const [events] = await db.query<{ n: string }>('select count(*) as n from portcullis_events');
+    const [calls] = await db.query<{ n: string }>('select count(*) as n from portcullis_tool_calls');
+    expect([Number(events?.n), Number(calls?.n)]).toEqual([0, 0]);
+    expect(await second.proc.stop()).toBe(0);
+    await expectVerifyOk(configFile);
+  }, 60_000);
 
   it('SIGKILL mid-run: every call that reached the upstream has its write-ahead record', async () => {
     const db = await database();
