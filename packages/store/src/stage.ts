@@ -14,16 +14,20 @@ import type { Store, ToolCallCompletion, ToolCallInput } from './store.js';
 export const STORE_UNAVAILABLE_RPC_CODE = RpcCode.AuditUnavailable;
 
 /**
- * Annotation keys the decision stages fill in `ctx.annotations` for the record stage to read.
- * Until policy, approvals and redaction exist, a forwarded call is recorded with decision `allow`.
+ * Annotation keys the decision stages fill in `ctx.annotations` for the record stage to read (the
+ * same strings as `@portcullis/policy`'s `DECISION_ANNOTATION` and `@portcullis/redact`'s
+ * `REDACTION_SUMMARY_ANNOTATION`/`REDACTED_ARGS_ANNOTATION`; the store depends on neither).
+ * Without a policy, a forwarded call is recorded with decision `allow`.
  */
 export const RecordAnnotations = {
-  /** `{ decision: string; rule?: string }` set by `authorize`. */
-  decision: 'policy.decision',
+  /** `{ decision: string; rule?: string | null }` set by `authorize`. */
+  decision: 'portcullis.policy.decision',
   /** `{ ref: string }` set by `hold`. */
-  approval: 'approval',
-  /** Any JSON summary set by `transform` (what was redacted, never the secret itself). */
-  redaction: 'redaction.summary',
+  approval: 'portcullis.approval',
+  /** Any JSON summary set by `transform` (what was redacted in the result, never the secret itself). */
+  redaction: 'portcullis.redaction.summary',
+  /** `{ arguments: unknown; summary: unknown }` set by `transform`: the arguments as the log records them. */
+  redactedArguments: 'portcullis.redaction.args',
 } as const;
 
 export interface RecordStageOptions {
@@ -109,23 +113,32 @@ export function createRecordStage(
     async handle(ctx, next) {
       const sessionId = ctx.session.id;
       await tolerate(() => sessions.start(ctx.session, ctx.identity));
-      const requestSeq = await tolerate(() =>
-        store.recordEvent({
-          sessionId,
-          direction: 'from_agent',
-          kind: 'request',
-          method: ctx.method,
-          rpcId: ctx.requestId,
-          upstream: ctx.target?.upstream,
-          payload: { jsonrpc: '2.0', id: ctx.requestId, method: ctx.method, params: ctx.params },
-          at: ctx.receivedAt,
-        }),
-      );
+      // The request is recorded once the decision stages and `transform` have run (just before
+      // forward, or after a denial), so its arguments are the redacted ones when redaction applies.
+      let requestSeq: number | undefined;
+      let requestRecorded = false;
+      const recordRequest = async (c: RequestContext): Promise<void> => {
+        if (requestRecorded) return;
+        requestRecorded = true;
+        requestSeq = await tolerate(() =>
+          store.recordEvent({
+            sessionId,
+            direction: 'from_agent',
+            kind: 'request',
+            method: c.method,
+            rpcId: c.requestId,
+            upstream: c.target?.upstream,
+            payload: { jsonrpc: '2.0', id: c.requestId, method: c.method, params: recordedParams(c) },
+            at: c.receivedAt,
+          }),
+        );
+      };
 
       const isToolCall = ctx.method === 'tools/call';
       let toolCallId: string | undefined;
-      if (isToolCall) {
-        ctx.beforeForward.push(async (c) => {
+      ctx.beforeForward.push(async (c) => {
+        await recordRequest(c);
+        if (isToolCall) {
           try {
             toolCallId = await store.recordToolCall(toolCallInput(c, requestSeq));
           } catch (error) {
@@ -140,8 +153,8 @@ export function createRecordStage(
             }
             throw error;
           }
-        });
-      }
+        }
+      });
 
       const started = performance.now();
       let result: RpcResult | undefined;
@@ -155,6 +168,7 @@ export function createRecordStage(
       }
       const durationMs = performance.now() - started;
       const wireError = failed ? asWireError(failure) : undefined;
+      await recordRequest(ctx);
 
       await tolerate(() =>
         store.recordEvent({
@@ -179,7 +193,7 @@ export function createRecordStage(
               ? { kind: 'result', result, isError: result?.isError === true }
               : { kind: 'rpc_error', code: wireError.code, message: wireError.message },
           durationMs,
-          redaction: ctx.annotations.get(RecordAnnotations.redaction),
+          redaction: redactionOf(ctx),
         };
         const id = toolCallId;
         if (id !== undefined) {
@@ -214,12 +228,30 @@ function toolCallInput(ctx: RequestContext, requestSeq: number | undefined): Too
     upstream: ctx.target?.upstream,
     tool: ctx.target?.originalName ?? name,
     namespacedTool: ctx.target?.namespacedName ?? name,
-    arguments: ctx.params.arguments ?? {},
+    arguments: recordedParams(ctx).arguments ?? {},
     decision: decision.decision,
     decisionRule: decision.rule,
     approvalRef,
     at: ctx.receivedAt,
   };
+}
+
+/** The params as the log records them: the arguments redacted when `transform` redacted them. */
+function recordedParams(ctx: RequestContext): RequestContext['params'] {
+  const redacted = ctx.annotations.get(RecordAnnotations.redactedArguments);
+  if (typeof redacted === 'object' && redacted !== null && 'arguments' in redacted) {
+    return { ...ctx.params, arguments: (redacted as { arguments: unknown }).arguments };
+  }
+  return ctx.params;
+}
+
+/** The redaction summaries (arguments, result) of a call; `undefined` when nothing was redacted. */
+function redactionOf(ctx: RequestContext): unknown {
+  const result = ctx.annotations.get(RecordAnnotations.redaction);
+  const args = ctx.annotations.get(RecordAnnotations.redactedArguments);
+  const argsSummary = typeof args === 'object' && args !== null ? (args as { summary?: unknown }).summary : undefined;
+  if (argsSummary === undefined) return result;
+  return { arguments: argsSummary, ...(result === undefined ? {} : { result }) };
 }
 
 function readDecision(value: unknown): { decision: string; rule: string | undefined } {

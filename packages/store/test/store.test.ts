@@ -237,6 +237,57 @@ describe.each(BACKEND_NAMES)('store on %s', (backendName) => {
     expect(response.payload).toMatchObject({ error: { code: -32003, message: 'denied by policy' } });
   });
 
+  it('records the arguments as redacted by transform, and the policy decision, in the request event and the write-ahead record', async () => {
+    const session = sessionInfo();
+    const authorize: Stage = {
+      name: 'authorize',
+      handle: async (ctx, next) => {
+        ctx.annotations.set(RecordAnnotations.decision, { decision: 'allow', rule: 'dev-may-login', basis: 'rule' });
+        return next();
+      },
+    };
+    const transform: Stage = {
+      name: 'transform',
+      handle: async (ctx, next) => {
+        ctx.annotations.set(RecordAnnotations.redactedArguments, {
+          arguments: { user: 'bob', password: '[REDACTED:password]' },
+          summary: { redacted: 1 },
+        });
+        const result = await next();
+        ctx.annotations.set(RecordAnnotations.redaction, { redacted: 0 });
+        return result;
+      },
+    };
+    let forwardedArgs: unknown;
+    const pipeline = composePipeline([createRecordStage(store), authorize, transform], async (ctx) => {
+      forwardedArgs = ctx.params.arguments;
+      return { content: [] };
+    });
+    await pipeline(
+      requestContext(session, 'tools/call', { name: 'demo__login', arguments: { user: 'bob', password: 'hunter2' } }),
+    );
+    // The upstream gets what the agent sent; the log never sees the secret.
+    expect(forwardedArgs).toEqual({ user: 'bob', password: 'hunter2' });
+    await store.flush();
+    const call = await store.db
+      .selectFrom('portcullis_tool_calls')
+      .selectAll()
+      .where('session_id', '=', session.id)
+      .executeTakeFirstOrThrow();
+    expect(call).toMatchObject({
+      arguments: { user: 'bob', password: '[REDACTED:password]' },
+      decision: 'allow',
+      decision_rule: 'dev-may-login',
+      redaction: { arguments: { redacted: 1 }, result: { redacted: 0 } },
+    });
+    const events = await store.db
+      .selectFrom('portcullis_events')
+      .select(['payload'])
+      .where('session_id', '=', session.id)
+      .execute();
+    expect(JSON.stringify(events)).not.toContain('hunter2');
+  });
+
   it('flushes batches on size, on interval, and on close', async () => {
     // PGlite has one owner at a time: the other stores take turns with the suite's store.
     const exclusive = backend.name === 'pglite';
