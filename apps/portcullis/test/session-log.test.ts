@@ -1,4 +1,4 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { openStore } from '@portcullis/store';
 import { sql } from 'kysely';
@@ -297,6 +297,61 @@ describe('the session log through portcullis serve', () => {
     const [calls] = await db.query<{ n: string }>('select count(*) as n from portcullis_tool_calls');
     expect([Number(events?.n), Number(calls?.n)]).toEqual([0, 0]);
     expect(await second.proc.stop()).toBe(0);
+    await expectVerifyOk(configFile);
+  }, 60_000);
+
+  it('with a policy: denials are recorded unforwarded with their rule, redacted arguments never reach the log', async () => {
+    const db = await database();
+    const policy = join(tempDir(), 'policy.yaml');
+    writeFileSync(
+      policy,
+      [
+        'version: 1',
+        'default: { action: allow }',
+        'rules:',
+        '  - name: no-etc',
+        '    match: { tool: fixture_echo }',
+        '    when: has(args.path) && args.path.startsWith("/etc")',
+        '    action: deny',
+        '    reason: not under /etc',
+        'redact:',
+        '  - name: mail',
+        '    detectors: [email]',
+        '    args: true',
+        '',
+      ].join('\n'),
+    );
+    const configFile = sessionLogConfig(
+      { demo: stdioFixture('demo') },
+      { url: db.url },
+      {},
+      { policy: { file: policy } },
+    );
+    const gateway = await serve(configFile);
+    const agent = await connectHttpAgent('v2 Streamable HTTP (2025 era)', gateway.mcpUrl);
+    await agent.callTool('demo__fixture_echo', { note: 'write to alice@example.com' });
+    const denied = await agent.callTool('demo__fixture_echo', { path: '/etc/passwd' }).catch((error: unknown) => error);
+    expect(denied).toBeDefined();
+    await agent.close();
+    expect(await gateway.proc.stop()).toBe(0);
+
+    const calls = await db.query<{
+      arguments: Record<string, unknown>;
+      decision: string;
+      decision_rule: string | null;
+      forwarded: boolean;
+    }>('select arguments, decision, decision_rule, forwarded from portcullis_tool_calls order by requested_at');
+    expect(calls).toHaveLength(2);
+    expect(calls[0]).toMatchObject({ decision: 'allow', forwarded: true });
+    expect(JSON.stringify(calls[0]?.arguments)).not.toContain('alice@example.com');
+    expect(calls[1]).toMatchObject({
+      decision: 'deny',
+      decision_rule: 'no-etc',
+      forwarded: false,
+      arguments: { path: '/etc/passwd' },
+    });
+    const events = await db.query<{ payload: unknown }>('select payload from portcullis_events');
+    expect(JSON.stringify(events)).not.toContain('alice@example.com');
     await expectVerifyOk(configFile);
   }, 60_000);
 

@@ -52,11 +52,13 @@ export function sessionLogConfig(
   upstreams: Record<string, unknown>,
   database: Record<string, unknown>,
   audit: Record<string, unknown> = {},
+  extra: Record<string, unknown> = {},
 ): string {
   return writeConfig({
     ...gatewayConfig({ upstreams }),
     database,
     audit: { batch: { intervalMs: 20 }, spoolDir: join(tempDir(), 'spool'), ...audit },
+    ...extra,
   });
 }
 
