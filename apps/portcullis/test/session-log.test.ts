@@ -141,6 +141,9 @@ describe('the session log through portcullis serve', () => {
     expect(status.code).toBe(0);
     expect(JSON.parse(status.stdout)).toMatchObject({ pending: [], counts: { toolCalls: 9 } });
     await expectVerifyOk(configFile);
+    const unknown = await runCli(['audit', 'verify', '--config', configFile, '--session', 'no-such-session']);
+    expect(unknown.code).toBe(3);
+    expect(unknown.stderr).toContain('no session no-such-session');
 
     const [legacy] = await db.query<{ id: string }>("select id from portcullis_sessions where era = 'legacy'");
     const sessionId = legacy?.id ?? '';

@@ -1,4 +1,5 @@
 import { describeError } from '@portcullis/core';
+import type { Store } from '@portcullis/store';
 import type { Command } from 'commander';
 import {
   CheckFailed,
@@ -25,6 +26,11 @@ export function registerAuditCommands(program: Command): void {
       const where = describeStore(storeOptionsFor(config));
       const store = await openStoreForCommand(config, { migrate: false });
       try {
+        if (options.session !== undefined && !(await sessionExists(store, options.session))) {
+          process.stderr.write(`portcullis: no session ${options.session} in the session log (${where})\n`);
+          process.exitCode = CheckFailed;
+          return;
+        }
         const report = await store.verifyChains(options.session !== undefined ? { sessionId: options.session } : {});
         if (options.output === 'json') {
           process.stdout.write(`${JSON.stringify({ store: where, ...report })}\n`);
@@ -49,4 +55,21 @@ export function registerAuditCommands(program: Command): void {
         await store.close();
       }
     });
+}
+
+/** A session has a row, or at least events (its start may still be in a spool somewhere). */
+async function sessionExists(store: Store, sessionId: string): Promise<boolean> {
+  const session = await store.db
+    .selectFrom('portcullis_sessions')
+    .select('id')
+    .where('id', '=', sessionId)
+    .executeTakeFirst();
+  if (session !== undefined) return true;
+  const event = await store.db
+    .selectFrom('portcullis_events')
+    .select('seq')
+    .where('session_id', '=', sessionId)
+    .limit(1)
+    .executeTakeFirst();
+  return event !== undefined;
 }
