@@ -3,7 +3,7 @@ import { Gateway, providerFromPool } from '@portcullis/gateway';
 import { StaticUpstreamRegistry, UpstreamPool } from '@portcullis/upstream';
 import type { Logger } from 'pino';
 import { type PolicyRuntime, startPolicyRuntimeOrExit } from './policy-runtime.js';
-import { openSessionLog, type SessionLog } from './session-log.js';
+import { type SessionLog, startSessionLog } from './session-log.js';
 
 export interface GatewayRuntime {
   readonly gateway: Gateway;
@@ -23,8 +23,9 @@ export async function startGatewayRuntime(config: Config, logger: Logger): Promi
   // A bad policy file stops the start (exit 2 naming file, place and reason) before anything connects.
   let built: Gateway | undefined;
   const policy = await startPolicyRuntimeOrExit(config, logger, () => built?.catalog);
-  // The session log first: without it no tool call may be forwarded (audit.onStoreFailure: closed).
-  const sessionLog = await openSessionLog(config, logger);
+  // The session log opens while the upstreams connect; nothing is served before it is open (without
+  // it no tool call may be forwarded, audit.onStoreFailure: closed).
+  const pendingLog = startSessionLog(config, logger);
   const registry = new StaticUpstreamRegistry(upstreamSpecs(config));
   const pool = new UpstreamPool(registry, {
     logger: logger.child({ component: 'upstream' }),
@@ -35,16 +36,24 @@ export async function startGatewayRuntime(config: Config, logger: Logger): Promi
     config,
     provider: providerFromPool(pool),
     logger: logger.child({ component: 'gateway' }),
-    stages: [sessionLog.stage, ...policy.stages],
+    stages: [pendingLog.stage, ...policy.stages],
     listFilter: policy.listFilter,
     outbound: policy.outbound,
-    observer: sessionLog.observer,
+    observer: pendingLog.observer,
   });
+  built = gateway;
+  let sessionLog: SessionLog;
+  try {
+    [sessionLog] = await Promise.all([pendingLog.ready, waitForUpstreams(gateway, logger)]);
+  } catch (error) {
+    policy.close();
+    await gateway.close();
+    await pool.close();
+    throw error;
+  }
   await sessionLog.recordUpstreams(registry.list()).catch((error: unknown) => {
     logger.warn({ err: error instanceof Error ? error.message : String(error) }, 'upstreams not recorded');
   });
-  built = gateway;
-  await waitForUpstreams(gateway, logger);
   return {
     gateway,
     pool,

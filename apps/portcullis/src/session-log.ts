@@ -182,3 +182,51 @@ export async function openStoreForCommand(config: Config, options: { migrate: bo
     process.exit(1);
   }
 }
+
+/** A session log being opened: the stage and observer the gateway is built with, and the open itself. */
+export interface PendingSessionLog {
+  /** Waits for the open on its first use (requests only arrive once the front listens, after `ready`). */
+  readonly stage: Stage;
+  readonly observer: SessionObserver;
+  /** The open session log; rejects when the store cannot be opened. */
+  readonly ready: Promise<SessionLog>;
+}
+
+/**
+ * Starts opening the session log without waiting, so the embedded database's start-up (CPU-bound)
+ * overlaps with the upstreams' (child processes, network). Callers await `ready` before serving.
+ */
+export function startSessionLog(config: Config, logger: Logger): PendingSessionLog {
+  let opened: SessionLog | undefined;
+  const ready = openSessionLog(config, logger).then((log) => {
+    opened = log;
+    return log;
+  });
+  // Observed by the caller; this only keeps an early failure from being reported as unhandled.
+  ready.catch(() => undefined);
+  return {
+    ready,
+    stage: {
+      name: 'record',
+      handle: async (ctx, next) => (opened ?? (await ready)).stage.handle(ctx, next),
+    },
+    observer: {
+      sessionClosed: (sessionId, reason) => {
+        if (opened) opened.observer.sessionClosed?.(sessionId, reason);
+        else
+          void ready.then(
+            (log) => log.observer.sessionClosed?.(sessionId, reason),
+            () => undefined,
+          );
+      },
+      notified: (sessionId, method, params) => {
+        if (opened) opened.observer.notified?.(sessionId, method, params);
+        else
+          void ready.then(
+            (log) => log.observer.notified?.(sessionId, method, params),
+            () => undefined,
+          );
+      },
+    },
+  };
+}
