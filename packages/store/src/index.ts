@@ -1,7 +1,30 @@
+export {
+  API_KEY_PREFIX,
+  type ApiKeyInfo,
+  type CreatedApiKey,
+  createApiKey,
+  findApiKeyBySecret,
+  generateApiKeySecret,
+  hashApiKeySecret,
+  isApiKeySecret,
+  listApiKeys,
+  revokeApiKey,
+  touchApiKey,
+  validateApiKeyName,
+} from './api-keys.js';
 export { canonicalJson, chainHash, GENESIS_HASH, type HashedEventContent } from './canonical.js';
 export { isUnavailable, toStoreError } from './errors.js';
 export { uuidv7 } from './ids.js';
 export { PGliteDialect } from './pglite-dialect.js';
+export {
+  activePolicyVersion,
+  activePolicyVersionNumber,
+  applyPolicyVersion,
+  listPolicyVersions,
+  type PolicyVersionInfo,
+  policyVersionLabel,
+  type StoredPolicyVersion,
+} from './policy-versions.js';
 export type { Database } from './schema.js';
 export {
   createRecordStage,

@@ -1,4 +1,5 @@
 import { type Kysely, type Migration, type MigrationProvider, sql } from 'kysely';
+import { identityAndPolicy } from './migrations/0002-identity-and-policy.js';
 
 /**
  * The schema, as code. Each migration runs unchanged on a real Postgres and on PGlite.
@@ -137,6 +138,7 @@ const migrations: Record<string, Migration> = {
       }
     },
   },
+  '0002_identity_and_policy': identityAndPolicy,
 };
 
 export const migrationProvider: MigrationProvider = {

@@ -64,6 +64,8 @@ export interface ToolCallsTable {
   error_message: string | null;
   duration_ms: number | null;
   redaction: Json | null;
+  /** The policy version that decided the call (migration 0002); null without a policy. */
+  policy_version?: string | null;
 }
 
 export interface UpstreamsTable {
@@ -83,10 +85,35 @@ export interface AdminAuditTable {
   details: Json;
 }
 
+/** A gateway-issued API key (migration 0002): only a hash of the secret is stored. */
+export interface ApiKeysTable {
+  id: string;
+  name: string;
+  prefix: string;
+  secret_hash: string;
+  groups: Json;
+  created_at: Timestamp;
+  revoked_at: Timestamp | null;
+  last_used_at: Timestamp | null;
+}
+
+/** An applied policy document (migration 0002): versions are kept, one is active. */
+export interface PolicyVersionsTable {
+  version: number;
+  document: string;
+  sha256: string;
+  source: string | null;
+  applied_at: Timestamp;
+  applied_by: string;
+  active: boolean;
+}
+
 export interface Database {
   portcullis_sessions: SessionsTable;
   portcullis_events: EventsTable;
   portcullis_tool_calls: ToolCallsTable;
   portcullis_upstreams: UpstreamsTable;
   portcullis_admin_audit: AdminAuditTable;
+  portcullis_api_keys: ApiKeysTable;
+  portcullis_policy_versions: PolicyVersionsTable;
 }

@@ -20,7 +20,7 @@ export const STORE_UNAVAILABLE_RPC_CODE = RpcCode.AuditUnavailable;
  * Without a policy, a forwarded call is recorded with decision `allow`.
  */
 export const RecordAnnotations = {
-  /** `{ decision: string; rule?: string | null }` set by `authorize`. */
+  /** `{ decision: string; rule?: string | null; policyVersion?: string }` set by `authorize`. */
   decision: 'portcullis.policy.decision',
   /** `{ ref: string }` set by `hold`. */
   approval: 'portcullis.approval',
@@ -231,6 +231,7 @@ function toolCallInput(ctx: RequestContext, requestSeq: number | undefined): Too
     arguments: recordedParams(ctx).arguments ?? {},
     decision: decision.decision,
     decisionRule: decision.rule,
+    policyVersion: decision.policyVersion,
     approvalRef,
     at: ctx.receivedAt,
   };
@@ -254,12 +255,22 @@ function redactionOf(ctx: RequestContext): unknown {
   return { arguments: argsSummary, ...(result === undefined ? {} : { result }) };
 }
 
-function readDecision(value: unknown): { decision: string; rule: string | undefined } {
+function readDecision(value: unknown): {
+  decision: string;
+  rule: string | undefined;
+  policyVersion: string | undefined;
+} {
   if (typeof value === 'object' && value !== null) {
-    const { decision, rule } = value as { decision?: unknown; rule?: unknown };
-    if (typeof decision === 'string') return { decision, rule: typeof rule === 'string' ? rule : undefined };
+    const { decision, rule, policyVersion } = value as { decision?: unknown; rule?: unknown; policyVersion?: unknown };
+    if (typeof decision === 'string') {
+      return {
+        decision,
+        rule: typeof rule === 'string' ? rule : undefined,
+        policyVersion: typeof policyVersion === 'string' ? policyVersion : undefined,
+      };
+    }
   }
-  return { decision: 'allow', rule: undefined };
+  return { decision: 'allow', rule: undefined, policyVersion: undefined };
 }
 
 /** The JSON-RPC error the agent receives for a thrown error (mirrors the gateway's wire mapping). */

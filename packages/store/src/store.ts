@@ -88,6 +88,8 @@ export interface ToolCallInput {
   readonly decision: string;
   readonly decisionRule?: string | undefined;
   readonly approvalRef?: string | undefined;
+  /** The policy version that decided the call (`v3`, `file:sha256:…`). */
+  readonly policyVersion?: string | undefined;
   readonly at?: number;
 }
 
@@ -478,6 +480,7 @@ export class Store {
       decision: input.decision,
       decision_rule: input.decisionRule ?? null,
       approval_ref: input.approvalRef ?? null,
+      policy_version: input.policyVersion ?? null,
       forwarded: true,
       requested_at: new Date(input.at ?? Date.now()).toISOString(),
     };
@@ -582,6 +585,7 @@ export class Store {
         decision: input.decision,
         decision_rule: input.decisionRule ?? null,
         approval_ref: input.approvalRef ?? null,
+        policy_version: input.policyVersion ?? null,
         forwarded: false,
         requested_at: new Date(input.at ?? Date.now()).toISOString(),
         completed_at: outcome.completedAt,
