@@ -31,6 +31,23 @@ export {
   type ShadowDecision,
 } from './evaluate.js';
 export { explain, formatDecision } from './explain.js';
+export {
+  APPROVAL_ANNOTATION,
+  argumentsHash,
+  type CallKey,
+  canonicalArguments,
+  createHoldStage,
+  describeHoldReviewers,
+  formatDuration,
+  type HeldApproval,
+  type HeldStatus,
+  type HoldBackend,
+  type HoldEventName,
+  type HoldMode,
+  type HoldRequest,
+  type HoldReviewers,
+  type HoldStageOptions,
+} from './hold/stage.js';
 export { canonicalUri, compileGlob, compileGlobs, type Glob, type GlobSet } from './glob.js';
 export {
   ACTIONS,

@@ -12,6 +12,22 @@ export {
   touchApiKey,
   validateApiKeyName,
 } from './api-keys.js';
+export {
+  APPROVAL_CHANNEL,
+  ApprovalError,
+  type ApprovalErrorCode,
+  type ApprovalListener,
+  type ApprovalRecord,
+  type ApprovalReviewers,
+  type ApprovalStatus,
+  ApprovalStore,
+  type ApprovalVote,
+  describeReviewers,
+  isNamedReviewer,
+  listenForApprovals,
+  type NewApproval,
+  type ReviewerDecision,
+} from './approvals.js';
 export { canonicalJson, chainHash, GENESIS_HASH, type HashedEventContent } from './canonical.js';
 export { isUnavailable, toStoreError } from './errors.js';
 export { uuidv7 } from './ids.js';

@@ -1,4 +1,5 @@
 import { type Kysely, type Migration, type MigrationProvider, sql } from 'kysely';
+import { approvalsMigration } from './migrations/0003-approvals.js';
 import { identityAndPolicy } from './migrations/0002-identity-and-policy.js';
 
 /**
@@ -6,6 +7,7 @@ import { identityAndPolicy } from './migrations/0002-identity-and-policy.js';
  * Never edit a migration that has shipped: add a new one.
  */
 const migrations: Record<string, Migration> = {
+  '0003_approvals': approvalsMigration,
   '0001_session_log': {
     async up(db: Kysely<unknown>): Promise<void> {
       await db.schema

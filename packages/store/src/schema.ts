@@ -108,12 +108,52 @@ export interface PolicyVersionsTable {
   active: boolean;
 }
 
+export interface ApprovalsTable {
+  id: string;
+  status: string;
+  mode: string;
+  session_id: string;
+  rpc_id: string | null;
+  gateway_instance: string;
+  identity_subject: string;
+  identity_groups: Json;
+  upstream: string;
+  tool: string;
+  namespaced_tool: string;
+  arguments: Json;
+  args_hash: string;
+  rule: string | null;
+  policy_version: string | null;
+  reviewers: Json;
+  required_count: number;
+  on_timeout: string;
+  webhook: string | null;
+  requested_at: Timestamp;
+  expires_at: Timestamp;
+  decided_at: Timestamp | null;
+  decided_by: string | null;
+  reason: string | null;
+  consumed_at: Timestamp | null;
+  consumed_session: string | null;
+}
+
+export interface ApprovalVotesTable {
+  approval_id: string;
+  reviewer: string;
+  reviewer_groups: Json;
+  verdict: string;
+  note: string | null;
+  decided_at: Timestamp;
+}
+
 export interface Database {
   portcullis_sessions: SessionsTable;
   portcullis_events: EventsTable;
   portcullis_tool_calls: ToolCallsTable;
   portcullis_upstreams: UpstreamsTable;
   portcullis_admin_audit: AdminAuditTable;
+  portcullis_approvals: ApprovalsTable;
+  portcullis_approval_votes: ApprovalVotesTable;
   portcullis_api_keys: ApiKeysTable;
   portcullis_policy_versions: PolicyVersionsTable;
 }

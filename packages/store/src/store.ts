@@ -59,7 +59,7 @@ export interface StoreOptions {
 }
 
 export type EventDirection = 'from_agent' | 'to_agent';
-export type EventKind = 'request' | 'response' | 'notification';
+export type EventKind = 'request' | 'response' | 'notification' | 'approval';
 
 export interface EventInput {
   readonly sessionId: string;
