@@ -24,7 +24,7 @@ export function resolveConfigPaths(config: Config, configFile: string): void {
   const at = (path: string) => (path.startsWith('memory://') || isAbsolute(path) ? path : resolve(base, path));
   config.database.dataDir = at(config.database.dataDir);
   if (config.audit.spoolDir !== undefined) config.audit.spoolDir = at(config.audit.spoolDir);
-  if (config.policy !== undefined) config.policy.file = at(config.policy.file);
+  if (config.policy?.file !== undefined) config.policy.file = at(config.policy.file);
 }
 
 /**
