@@ -3,6 +3,7 @@ import { connectHttpAgent } from './support/agents.js';
 import { stdioFixture } from './support/gateway.js';
 import { cleanupAll } from './support/processes.js';
 import {
+  canRestartPostgres,
   type FreshDatabase,
   freshDatabase,
   holdPostgresExclusive,
@@ -45,7 +46,7 @@ interface Outcome {
   readonly detail?: string;
 }
 
-describe.sequential('the real Postgres server stops and restarts during a run', () => {
+describe.sequential.skipIf(!canRestartPostgres())('the real Postgres server stops and restarts during a run', () => {
   it.each(['closed', 'open'] as const)(
     'onStoreFailure %s: every recorded call and event is there afterwards',
     async (mode) => {

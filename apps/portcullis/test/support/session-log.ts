@@ -100,6 +100,21 @@ function pgctl(action: 'start' | 'stop'): void {
   execFileSync('pg_ctlcluster', args, { stdio: 'pipe', timeout: 60_000 });
 }
 
+/**
+ * Whether the server the tests use is the machine's own cluster that `pg_ctlcluster` can stop and
+ * start (127.0.0.1:5432, a cluster under /etc/postgresql): the outage tests need that.
+ */
+export function canRestartPostgres(): boolean {
+  const url = new URL(ADMIN_URL);
+  if (!['127.0.0.1', 'localhost'].includes(url.hostname) || (url.port !== '' && url.port !== '5432')) return false;
+  try {
+    execFileSync('sh', ['-c', 'command -v pg_ctlcluster'], { stdio: 'pipe', timeout: 10_000 });
+    return CLUSTER_VERSION() !== '';
+  } catch {
+    return false;
+  }
+}
+
 export function isPostgresReady(): boolean {
   try {
     execFileSync('pg_isready', ['-h', '127.0.0.1', '-p', '5432', '-q'], { stdio: 'pipe', timeout: 10_000 });
