@@ -5,6 +5,8 @@ import { Command, InvalidArgumentError } from 'commander';
 import { registerAuditCommands } from './commands/audit.js';
 import { registerDbCommands } from './commands/db.js';
 import { registerPolicyCommands } from './commands/policy.js';
+import { registerReplayCommands } from './commands/replay.js';
+import { registerSessionsCommands } from './commands/sessions.js';
 import { createLogger } from './logger.js';
 import { startGatewayRuntime } from './runtime.js';
 import { resolveConfigPaths } from './session-log.js';
@@ -113,6 +115,8 @@ export function buildProgram(): Command {
   registerDbCommands(program);
   registerAuditCommands(program);
   registerPolicyCommands(program);
+  registerSessionsCommands(program);
+  registerReplayCommands(program);
   return program;
 }
 

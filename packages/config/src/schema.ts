@@ -14,6 +14,8 @@ const upstreamCommon = {
   prefix: z.union([z.string().regex(UPSTREAM_NAME_PATTERN), z.literal(false)]).optional(),
   era: UpstreamEraSchema.default('auto'),
   disabled: z.boolean().default(false),
+  /** A sandbox: `portcullis replay --execute` may re-run recorded tool calls against it (others need --force). */
+  sandbox: z.boolean().optional(),
   /** Per-request timeout towards this upstream (reset by progress notifications). */
   requestTimeoutMs: z.number().int().positive().default(60_000),
   /** Interval between liveness checks of a connected upstream; 0 disables them. */

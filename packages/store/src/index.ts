@@ -41,6 +41,18 @@ export {
   policyVersionLabel,
   type StoredPolicyVersion,
 } from './policy-versions.js';
+export {
+  getSession,
+  linkReplay,
+  listSessions,
+  type RecordedEvent,
+  type RecordedToolCall,
+  type SessionFilter,
+  type SessionSummary,
+  sessionEvents,
+  sessionKnown,
+  sessionToolCalls,
+} from './queries.js';
 export type { Database } from './schema.js';
 export {
   createRecordStage,

@@ -1,4 +1,5 @@
 import { type Kysely, type Migration, type MigrationProvider, sql } from 'kysely';
+import { replayLinkMigration } from './migrations/0005-replay-link.js';
 import { approvalsMigration } from './migrations/0003-approvals.js';
 import { identityAndPolicy } from './migrations/0002-identity-and-policy.js';
 
@@ -7,6 +8,7 @@ import { identityAndPolicy } from './migrations/0002-identity-and-policy.js';
  * Never edit a migration that has shipped: add a new one.
  */
 const migrations: Record<string, Migration> = {
+  '0005_replay_link': replayLinkMigration,
   '0003_approvals': approvalsMigration,
   '0001_session_log': {
     async up(db: Kysely<unknown>): Promise<void> {
