@@ -2,6 +2,7 @@ import { type Config, ConfigError, loadConfigFile } from '@portcullis/config';
 import { configuredIdentity, describeError } from '@portcullis/core';
 import { serveGatewayOverHttp, serveGatewayOverStdio } from '@portcullis/front';
 import { Command, InvalidArgumentError } from 'commander';
+import { registerApprovalCommands } from './commands/approvals.js';
 import { registerAuditCommands } from './commands/audit.js';
 import { registerDbCommands } from './commands/db.js';
 import { registerPolicyCommands } from './commands/policy.js';
@@ -114,6 +115,7 @@ export function buildProgram(): Command {
 
   registerDbCommands(program);
   registerAuditCommands(program);
+  registerApprovalCommands(program);
   registerPolicyCommands(program);
   registerSessionsCommands(program);
   registerReplayCommands(program);

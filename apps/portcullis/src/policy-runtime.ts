@@ -169,7 +169,8 @@ export async function startPolicyRuntime(
   return {
     stages: [
       identify,
-      createAuthorizeStage({ policy }),
+      // approve/confirm go on to the hold stage, which must release them (fail closed without it).
+      createAuthorizeStage({ policy, pending: 'next' }),
       createRedactStage({ redactor, outputSchemaOf: (ctx) => outputSchemaOf(ctx) }),
     ],
     listFilter,

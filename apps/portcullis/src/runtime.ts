@@ -1,9 +1,11 @@
 import { type Config, upstreamSpecs } from '@portcullis/config';
+import type { Stage } from '@portcullis/core';
 import { Gateway, providerFromPool } from '@portcullis/gateway';
 import { StaticUpstreamRegistry, UpstreamPool } from '@portcullis/upstream';
 import type { Logger } from 'pino';
+import { startApprovals } from './approvals-runtime.js';
 import { type PolicyRuntime, startPolicyRuntimeOrExit } from './policy-runtime.js';
-import { type SessionLog, startSessionLog } from './session-log.js';
+import { type SessionLog, startSessionLog, storeOptionsFor } from './session-log.js';
 
 export interface GatewayRuntime {
   readonly gateway: Gateway;
@@ -26,6 +28,15 @@ export async function startGatewayRuntime(config: Config, logger: Logger): Promi
   // The session log opens while the upstreams connect; nothing is served before it is open (without
   // it no tool call may be forwarded, audit.onStoreFailure: closed).
   const pendingLog = startSessionLog(config, logger);
+  // The hold stage (approval records) needs the open store; like the record stage it waits for it.
+  const pendingApprovals = pendingLog.ready.then((log) =>
+    startApprovals(config, log.store, storeOptionsFor(config).url, logger),
+  );
+  pendingApprovals.catch(() => undefined);
+  const holdStage: Stage = {
+    name: 'hold',
+    handle: async (ctx, next) => (await pendingApprovals).stage.handle(ctx, next),
+  };
   const registry = new StaticUpstreamRegistry(upstreamSpecs(config));
   const pool = new UpstreamPool(registry, {
     logger: logger.child({ component: 'upstream' }),
@@ -36,7 +47,7 @@ export async function startGatewayRuntime(config: Config, logger: Logger): Promi
     config,
     provider: providerFromPool(pool),
     logger: logger.child({ component: 'gateway' }),
-    stages: [pendingLog.stage, ...policy.stages],
+    stages: [pendingLog.stage, ...policy.stages, holdStage],
     listFilter: policy.listFilter,
     outbound: policy.outbound,
     observer: pendingLog.observer,
@@ -63,6 +74,7 @@ export async function startGatewayRuntime(config: Config, logger: Logger): Promi
       policy.close();
       await gateway.close();
       await pool.close();
+      await (await pendingApprovals.catch(() => undefined))?.close();
       // Last: session ends recorded by gateway.close() are flushed with everything else.
       await sessionLog.close();
     },

@@ -130,6 +130,20 @@ export const AuditSchema = z
   })
   .strict();
 
+/** Approval holds (the policy's `approve` decisions). */
+export const ApprovalConfigSchema = z
+  .object({
+    /** `wait` (default): the agent's request stays open; `retry`: every hold answers at once (a rule may say `retry` too). */
+    mode: z.enum(['wait', 'retry']).default('wait'),
+    /** Progress heartbeats to a waiting agent that sent a progress token. */
+    heartbeatMs: z.number().int().positive().default(5_000),
+    /** How often a held call re-reads its approval when no notification arrives (PGlite, or a lost LISTEN). */
+    pollMs: z.number().int().positive().default(500),
+    /** Timeout of a webhook POST. */
+    webhookTimeoutMs: z.number().int().positive().default(5_000),
+  })
+  .strict();
+
 /** The policy document (rules and redaction); absent: every call is allowed and nothing is redacted. */
 export const PolicyConfigSchema = z
   .object({
@@ -167,6 +181,7 @@ export const ConfigSchema = z
     identity: StdioIdentitySchema.prefault({}),
     database: DatabaseSchema.prefault({}),
     audit: AuditSchema.prefault({}),
+    approval: ApprovalConfigSchema.prefault({}),
     policy: PolicyConfigSchema.optional(),
     auth: AuthSchema.prefault({}),
     redaction: RedactionConfigSchema.prefault({}),

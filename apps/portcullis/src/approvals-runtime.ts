@@ -1,0 +1,107 @@
+import type { Config } from '@portcullis/config';
+import { describeError, type Stage } from '@portcullis/core';
+import { createHoldStage, type HoldBackend, type HoldEventName } from '@portcullis/policy';
+import { type ApprovalListener, ApprovalStore, listenForApprovals, type Store } from '@portcullis/store';
+import type { Logger } from 'pino';
+
+/** The `hold` stage over the session-log store, and what it keeps running (LISTEN client, poll timer). */
+export interface ApprovalsRuntime {
+  readonly stage: Stage;
+  close(): Promise<void>;
+}
+
+/** Events the agent's side caused come `from_agent`; reviewers' outcomes go `to_agent`. */
+const FROM_AGENT: ReadonlySet<HoldEventName> = new Set(['requested', 'withdrawn', 'consumed']);
+
+/**
+ * Builds the hold stage over `store`: approval records in `portcullis_approvals`, decisions seen
+ * through LISTEN/NOTIFY (a dedicated `pg` client, Postgres only) and polling (every
+ * `approval.pollMs` with PGlite; five times slower as a fallback on Postgres), webhooks POSTed
+ * without waiting.
+ */
+export function startApprovals(
+  config: Config,
+  store: Store,
+  databaseUrl: string | undefined,
+  logger: Logger,
+): ApprovalsRuntime {
+  const log = logger.child({ component: 'approvals' });
+  const approvals = new ApprovalStore(store.db);
+  const watchers = new Map<string, Set<() => void>>();
+  const poke = (id: string) => {
+    for (const changed of watchers.get(id) ?? []) changed();
+  };
+  let listener: ApprovalListener | undefined;
+  if (store.dialect === 'postgres' && databaseUrl !== undefined) {
+    listener = listenForApprovals(databaseUrl, poke, {
+      onError: (error) =>
+        log.warn({ err: describeError(error) }, 'approval notifications interrupted; polling meanwhile'),
+    });
+  }
+  const pollMs = store.dialect === 'postgres' ? config.approval.pollMs * 5 : config.approval.pollMs;
+  const poll = setInterval(() => {
+    for (const id of watchers.keys()) poke(id);
+  }, pollMs);
+  poll.unref();
+
+  const backend: HoldBackend = {
+    create: (request) => approvals.create({ ...request, gatewayInstance: store.instance }),
+    get: (id) => approvals.get(id),
+    close: (id, status) => approvals.close(id, status),
+    consume: (id, sessionId) => approvals.consume(id, sessionId),
+    consumeMatching: (call) => approvals.consumeMatching(call),
+    findPending: (call) => approvals.findPending(call),
+    watch: (id, changed) => {
+      let set = watchers.get(id);
+      if (set === undefined) {
+        set = new Set();
+        watchers.set(id, set);
+      }
+      set.add(changed);
+      return () => {
+        set.delete(changed);
+        if (set.size === 0) watchers.delete(id);
+      };
+    },
+    event: async (ctx, name, details) => {
+      await store.recordEvent({
+        sessionId: ctx.session.id,
+        direction: FROM_AGENT.has(name) ? 'from_agent' : 'to_agent',
+        kind: 'approval',
+        method: `approval/${name}`,
+        rpcId: ctx.requestId,
+        upstream: ctx.target?.upstream,
+        payload: details,
+      });
+      log.info({ session: ctx.session.id, event: name, ...details }, `approval ${name}`);
+    },
+    webhook: (url, body) => {
+      fetch(url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+        signal: AbortSignal.timeout(config.approval.webhookTimeoutMs),
+      }).then(
+        (response) => {
+          if (!response.ok) log.warn({ approval: body.approval, status: response.status }, 'approval webhook refused');
+          void response.body?.cancel().catch(() => undefined);
+        },
+        (error: unknown) => log.warn({ approval: body.approval, err: describeError(error) }, 'approval webhook failed'),
+      );
+    },
+  };
+
+  const stage = createHoldStage({
+    backend,
+    mode: config.approval.mode,
+    heartbeatMs: config.approval.heartbeatMs,
+    onError: (error, what) => log.warn({ err: describeError(error) }, `${what} failed`),
+  });
+  return {
+    stage,
+    close: async () => {
+      clearInterval(poll);
+      await listener?.close();
+    },
+  };
+}
