@@ -13,6 +13,7 @@ import {
   storableCanonicalJson,
   toStorableJson,
 } from './canonical.js';
+import { lockDataDir } from './data-dir-lock.js';
 import { toStoreError } from './errors.js';
 import { uuidv7 } from './ids.js';
 import { MIGRATION_LOCK_TABLE, MIGRATION_TABLE, migrationProvider } from './migrations.js';
@@ -216,17 +217,25 @@ export async function openStore(options: StoreOptions = {}): Promise<Store> {
     const dataDir = options.dataDir ?? join('.portcullis', 'data');
     const inMemory = dataDir.startsWith('memory://');
     if (!inMemory) mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+    const unlock = inMemory ? () => undefined : lockDataDir(resolve(dataDir));
     let lite: PGlite;
     try {
       const where = inMemory ? dataDir : resolve(dataDir);
       lite = isFreshDataDir(where) ? await createFreshPGlite(where) : await PGlite.create(where);
     } catch (error) {
+      unlock();
       throw new PortcullisError('store.unavailable', `cannot open the embedded database in ${dataDir}`, {
         cause: error,
       });
     }
     db = new Kysely<Database>({ dialect: new PGliteDialect(lite) });
-    closeDriver = () => lite.close();
+    closeDriver = async () => {
+      try {
+        await lite.close();
+      } finally {
+        unlock();
+      }
+    };
     dialect = 'pglite';
     defaultSpool = inMemory ? resolve('.portcullis', 'spool') : join(resolve(dataDir), '..', 'spool');
   }
