@@ -2,9 +2,11 @@ import { type Config, ConfigError, loadConfigFile } from '@portcullis/config';
 import { configuredIdentity, describeError } from '@portcullis/core';
 import { serveGatewayOverHttp, serveGatewayOverStdio } from '@portcullis/front';
 import { Command, InvalidArgumentError } from 'commander';
+import { createApiKeyAuthenticator } from './auth.js';
 import { registerApprovalCommands } from './commands/approvals.js';
 import { registerAuditCommands } from './commands/audit.js';
 import { registerDbCommands } from './commands/db.js';
+import { registerKeysCommands } from './commands/keys.js';
 import { registerPolicyCommands } from './commands/policy.js';
 import { registerReplayCommands } from './commands/replay.js';
 import { registerSessionsCommands } from './commands/sessions.js';
@@ -65,7 +67,10 @@ export function buildProgram(): Command {
       const front = await serveGatewayOverHttp(runtime.gateway, {
         server: config.server,
         logger,
-        anonymous: config.auth.anonymous,
+        authenticate: createApiKeyAuthenticator(runtime.sessionLog.store, {
+          anonymous: config.auth.anonymous,
+          onError: (error) => logger.warn({ err: describeError(error) }, 'API key bookkeeping failed'),
+        }),
       });
       logger.info({ url: `${front.url}/mcp` }, 'portcullis listening');
       process.stderr.write(`portcullis listening on ${front.url}/mcp\n`);
@@ -117,6 +122,7 @@ export function buildProgram(): Command {
   registerAuditCommands(program);
   registerApprovalCommands(program);
   registerPolicyCommands(program);
+  registerKeysCommands(program);
   registerSessionsCommands(program);
   registerReplayCommands(program);
   return program;

@@ -37,9 +37,10 @@ export async function startPolicyRuntimeOrExit(
   config: Config,
   logger: Logger,
   catalog: () => Catalog | undefined,
+  source: PolicySource | undefined = policySourceOf(config),
 ): Promise<PolicyRuntime> {
   try {
-    return await startPolicyRuntime(config, logger, catalog);
+    return await startPolicyRuntime(config, logger, catalog, source);
   } catch (error) {
     if (error instanceof PolicyError) {
       process.stderr.write(`portcullis: invalid policy\n${error.message}\n`);
@@ -65,22 +66,28 @@ const LIST_TARGET_KIND: Readonly<Record<ListKind, TargetKind>> = {
   resourceTemplates: 'resource',
 };
 
-/** The policy source the configuration names (a file; stored versions arrive with `policy apply`). */
+/**
+ * The policy file the configuration names (`policy.source: file`). `policy.source: store` needs the
+ * open store: the runtime builds a `StorePolicySource` for it.
+ */
 export function policySourceOf(config: Config): PolicySource | undefined {
-  return config.policy ? new FilePolicySource(config.policy.file) : undefined;
+  return config.policy?.source === 'file' && config.policy.file !== undefined
+    ? new FilePolicySource(config.policy.file)
+    : undefined;
 }
 
 /**
- * Identity for HTTP agents as the configuration allows it: anonymous only with `auth.anonymous:
- * true`. The HTTP front already refuses requests with 401; this stage refuses again should one get
- * through (fail closed). stdio agents carry the identity the front was given (`identity:` in the
- * configuration, or `--as/--groups`).
+ * Identity for HTTP agents as the configuration allows it: an API key's identity (the front's
+ * authenticator), or anonymous only with `auth.anonymous: true`. The HTTP front already refuses
+ * requests with 401; this stage refuses again should an anonymous one get through (fail closed).
+ * stdio agents carry the identity the front was given (`identity:` in the configuration, or
+ * `--as/--groups`).
  */
 function identifyStage(config: Config): Stage {
   return {
     name: 'identify',
     handle: (ctx, next) => {
-      if (ctx.session.frontTransport !== 'stdio' && !config.auth.anonymous) {
+      if (ctx.session.frontTransport !== 'stdio' && ctx.identity.authMethod === 'anonymous' && !config.auth.anonymous) {
         throw new JsonRpcError(RpcCode.InvalidRequest, 'Unauthorized: anonymous access is disabled (auth.anonymous)');
       }
       return next();

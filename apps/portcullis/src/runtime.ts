@@ -5,7 +5,8 @@ import { StaticUpstreamRegistry, UpstreamPool } from '@portcullis/upstream';
 import type { Logger } from 'pino';
 import { startApprovals } from './approvals-runtime.js';
 import { type PolicyRuntime, startPolicyRuntimeOrExit } from './policy-runtime.js';
-import { type SessionLog, startSessionLog, storeOptionsFor } from './session-log.js';
+import { type PendingSessionLog, type SessionLog, startSessionLog, storeOptionsFor } from './session-log.js';
+import { StorePolicySource } from './store-policy-source.js';
 
 export interface GatewayRuntime {
   readonly gateway: Gateway;
@@ -24,10 +25,17 @@ const STARTUP_WAIT_MS = 15_000;
 export async function startGatewayRuntime(config: Config, logger: Logger): Promise<GatewayRuntime> {
   // A bad policy file stops the start (exit 2 naming file, place and reason) before anything connects.
   let built: Gateway | undefined;
-  const policy = await startPolicyRuntimeOrExit(config, logger, () => built?.catalog);
+  // `policy.source: store` reads the applied versions from the session-log store: open it first.
+  const earlyLog = config.policy?.source === 'store' ? startSessionLog(config, logger) : undefined;
+  const policy = await startPolicyRuntimeOrExit(
+    config,
+    logger,
+    () => built?.catalog,
+    earlyLog === undefined ? undefined : storePolicySource(earlyLog, logger),
+  );
   // The session log opens while the upstreams connect; nothing is served before it is open (without
   // it no tool call may be forwarded, audit.onStoreFailure: closed).
-  const pendingLog = startSessionLog(config, logger);
+  const pendingLog = earlyLog ?? startSessionLog(config, logger);
   // The hold stage (approval records) needs the open store; like the record stage it waits for it.
   const pendingApprovals = pendingLog.ready.then((log) =>
     startApprovals(config, log.store, storeOptionsFor(config).url, logger),
@@ -79,6 +87,15 @@ export async function startGatewayRuntime(config: Config, logger: Logger): Promi
       await sessionLog.close();
     },
   };
+}
+
+/** The applied policy versions in the session-log store (`policy.source: store`), polled every second. */
+function storePolicySource(log: PendingSessionLog, logger: Logger): StorePolicySource {
+  const policyLog = logger.child({ component: 'policy' });
+  return new StorePolicySource(() => log.ready.then((opened) => opened.store), {
+    onError: (error) =>
+      policyLog.warn({ err: error instanceof Error ? error.message : String(error) }, 'cannot poll the policy store'),
+  });
 }
 
 async function waitForUpstreams(gateway: Gateway, logger: Logger): Promise<void> {

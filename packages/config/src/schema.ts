@@ -147,17 +147,28 @@ export const ApprovalConfigSchema = z
 /** The policy document (rules and redaction); absent: every call is allowed and nothing is redacted. */
 export const PolicyConfigSchema = z
   .object({
-    /** A policy file (YAML), compiled at start and reloaded whenever it changes. */
-    file: z.string().min(1),
+    /**
+     * Where the policy in force comes from: `file` (default) — `file` below, reloaded when it
+     * changes; `store` — the active version applied with `portcullis policy apply` (picked up within
+     * about a second; before the first apply every call is denied).
+     */
+    source: z.enum(['file', 'store']).default('file'),
+    /** A policy file (YAML), compiled at start and reloaded whenever it changes (`source: file`). */
+    file: z.string().min(1).optional(),
   })
-  .strict();
+  .strict()
+  .refine((policy) => policy.source === 'store' || policy.file !== undefined, {
+    message: 'policy.file is required unless policy.source is "store"',
+    path: ['file'],
+  });
 
 /** How HTTP agents authenticate. */
 export const AuthSchema = z
   .object({
     /**
-     * `true`: HTTP agents are served as the anonymous identity (local development). `false` (default):
-     * only authenticated agents are served — until API keys exist, every HTTP request is refused (401).
+     * `true`: HTTP agents without an `Authorization` header are served as the anonymous identity
+     * (local development). `false` (default): only agents presenting an API key
+     * (`Authorization: Bearer pcs_…`, issued by `portcullis keys create`) are served; others get 401.
      */
     anonymous: z.boolean().default(false),
   })

@@ -1,3 +1,4 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { randomUUID } from 'node:crypto';
 import { createServer, type Server as HttpServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -5,20 +6,30 @@ import { NodeStreamableHTTPServerTransport, toNodeHandler, toWebRequest } from '
 import { createMcpHandler, isInitializeRequest, isLegacyRequest } from '@modelcontextprotocol/server';
 import { SSEServerTransport } from '@modelcontextprotocol/server-legacy/sse';
 import type { Config } from '@portcullis/config';
-import { anonymousIdentity, describeError, RpcCode } from '@portcullis/core';
+import { anonymousIdentity, describeError, type Identity, RpcCode } from '@portcullis/core';
 import type { AgentSession, Gateway } from '@portcullis/gateway';
 import type { Logger } from 'pino';
 import { BoundedEventStore } from './event-store.js';
 import { isAllowedHost, isAllowedOrigin } from './guards.js';
 
+/**
+ * Who sent an MCP request (`/mcp`, `/sse`, `/messages`): an identity, or `undefined` to refuse it
+ * with 401. Provided by the application (the front knows no credentials and no policy). It may throw
+ * when it cannot decide (its store is down): the request is answered 503.
+ */
+export type HttpAuthenticator = (request: IncomingMessage) => Identity | undefined | Promise<Identity | undefined>;
+
 export interface HttpFrontOptions {
   readonly server: Config['server'];
   readonly logger: Logger;
   /**
-   * Whether MCP requests (`/mcp`, `/sse`, `/messages`) are served as the anonymous identity. `false`:
-   * each is refused with 401 — no way for HTTP agents to authenticate exists yet, so nothing is
-   * served (fail closed). Default `true` for library users; the `portcullis` program passes
-   * `auth.anonymous` from the configuration, which defaults to `false`.
+   * Authenticates every MCP request (each request of a session too, so a revoked credential stops
+   * working mid-session). Takes precedence over `anonymous`.
+   */
+  readonly authenticate?: HttpAuthenticator;
+  /**
+   * Without `authenticate`: whether MCP requests are served as the anonymous identity (`false`: each
+   * is refused with 401). Default `true` for library users.
    */
   readonly anonymous?: boolean;
 }
@@ -34,6 +45,8 @@ interface LegacySession {
   readonly transport: NodeStreamableHTTPServerTransport;
   readonly session: AgentSession;
   readonly activity: SessionActivity;
+  /** Who opened it: later requests must come from the same identity. */
+  readonly identity: Identity;
 }
 
 /** When a session was last used and how many of its streams are open: what idle expiry looks at. */
@@ -56,6 +69,12 @@ function touch(activity: SessionActivity, res: ServerResponse, streaming: boolea
 interface SseSession {
   readonly transport: SSEServerTransport;
   readonly session: AgentSession;
+  readonly identity: Identity;
+}
+
+/** Same subject and authentication method: requests of one session must come from whoever opened it. */
+function sameIdentity(a: Identity, b: Identity): boolean {
+  return a.subject === b.subject && a.authMethod === b.authMethod;
 }
 
 /**
@@ -68,14 +87,22 @@ export async function serveGatewayOverHttp(gateway: Gateway, options: HttpFrontO
   const limits = options.server;
   const legacySessions = new Map<string, LegacySession>();
   const sseSessions = new Map<string, SseSession>();
+  const authenticate: HttpAuthenticator =
+    options.authenticate ?? (() => (options.anonymous === false ? undefined : anonymousIdentity()));
+  // The identity of the 2026-era request being served, for the SDK's per-request factory.
+  const requestIdentity = new AsyncLocalStorage<Identity>();
 
   const modern = createMcpHandler(
     async ({ era, requestInfo }) => {
+      const identity = requestIdentity.getStore();
+      if (identity === undefined) throw new Error('2026-era request served without an identity');
       const session = gateway.createSession({
         era,
         frontTransport: 'streamable-http',
-        identity: anonymousIdentity(),
-        upstreamSessionKey: `modern:${anonymousIdentity().subject}`,
+        identity,
+        // 2026-era per-session upstream connections are one per identity (subject; no API key is
+        // named `anonymous`).
+        upstreamSessionKey: `modern:${identity.subject}`,
       });
       // The SDK checks Mcp-Param-* headers against the called tool's schema before dispatch.
       if (requestInfo?.headers.get('mcp-method') === 'tools/call') await session.prepareToolSchemas();
@@ -97,7 +124,7 @@ export async function serveGatewayOverHttp(gateway: Gateway, options: HttpFrontO
     resourceUpdated: (uri) => modern.notify.resourceUpdated(uri),
   });
 
-  const handleMcp = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+  const handleMcp = async (req: IncomingMessage, res: ServerResponse, identity: Identity): Promise<void> => {
     const sessionId = header(req, 'mcp-session-id');
     const body = req.method === 'POST' ? await readJsonBody(req, res, limits.maxMessageBytes) : undefined;
     if (body === BODY_REJECTED) return;
@@ -105,6 +132,10 @@ export async function serveGatewayOverHttp(gateway: Gateway, options: HttpFrontO
       const existing = legacySessions.get(sessionId);
       if (!existing) {
         sendJsonRpcError(res, 404, RpcCode.InvalidRequest, 'Session not found: start a new session', null);
+        return;
+      }
+      if (!sameIdentity(existing.identity, identity)) {
+        sendJsonRpcError(res, 403, RpcCode.InvalidRequest, 'Forbidden: the session belongs to another identity', null);
         return;
       }
       touch(existing.activity, res, req.method === 'GET');
@@ -121,14 +152,19 @@ export async function serveGatewayOverHttp(gateway: Gateway, options: HttpFrontO
         era: 'legacy',
         frontTransport: 'streamable-http',
         sessionId: id,
-        identity: anonymousIdentity(),
+        identity,
         remoteAddress: req.socket.remoteAddress,
       });
       const transport = new NodeStreamableHTTPServerTransport({
         sessionIdGenerator: () => id,
         eventStore: new BoundedEventStore(),
         onsessioninitialized: () => {
-          legacySessions.set(id, { transport, session, activity: { lastSeen: Date.now(), openStreams: 0 } });
+          legacySessions.set(id, {
+            transport,
+            session,
+            activity: { lastSeen: Date.now(), openStreams: 0 },
+            identity,
+          });
         },
       });
       transport.onclose = () => {
@@ -147,19 +183,19 @@ export async function serveGatewayOverHttp(gateway: Gateway, options: HttpFrontO
     // resource URIs off the request to subscribe upstream for as long as the stream stays open.
     const stopListening = gateway.listenFor(body);
     if (stopListening) res.once('close', stopListening);
-    await modernNode(req, res, body);
+    await requestIdentity.run(identity, () => modernNode(req, res, body));
   };
 
-  const handleSseOpen = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+  const handleSseOpen = async (req: IncomingMessage, res: ServerResponse, identity: Identity): Promise<void> => {
     const transport = new SSEServerTransport('/messages', res);
     const session = gateway.createSession({
       era: 'legacy',
       frontTransport: 'sse',
       sessionId: transport.sessionId,
-      identity: anonymousIdentity(),
+      identity,
       remoteAddress: req.socket.remoteAddress,
     });
-    sseSessions.set(transport.sessionId, { transport, session });
+    sseSessions.set(transport.sessionId, { transport, session, identity });
     transport.onclose = () => {
       sseSessions.delete(transport.sessionId);
       void session.close();
@@ -167,11 +203,20 @@ export async function serveGatewayOverHttp(gateway: Gateway, options: HttpFrontO
     await session.server.connect(transport);
   };
 
-  const handleSseMessage = async (req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> => {
+  const handleSseMessage = async (
+    req: IncomingMessage,
+    res: ServerResponse,
+    url: URL,
+    identity: Identity,
+  ): Promise<void> => {
     const id = url.searchParams.get('sessionId');
     const entry = id ? sseSessions.get(id) : undefined;
     if (!entry) {
       sendJsonRpcError(res, 404, RpcCode.InvalidRequest, 'Session not found', null);
+      return;
+    }
+    if (!sameIdentity(entry.identity, identity)) {
+      sendJsonRpcError(res, 403, RpcCode.InvalidRequest, 'Forbidden: the session belongs to another identity', null);
       return;
     }
     const body = await readJsonBody(req, res, limits.maxMessageBytes);
@@ -192,16 +237,35 @@ export async function serveGatewayOverHttp(gateway: Gateway, options: HttpFrontO
     }
     const route = async (): Promise<void> => {
       const mcpPath = url.pathname === '/mcp' || url.pathname === '/sse' || url.pathname === '/messages';
-      if (mcpPath && options.anonymous === false) return unauthorized(res);
+      let identity: Identity | undefined;
+      if (mcpPath) {
+        try {
+          identity = await authenticate(req);
+        } catch (error) {
+          logger.error({ err: describeError(error), path: url.pathname }, 'cannot authenticate the request');
+          req.resume();
+          return sendJsonRpcError(
+            res,
+            503,
+            RpcCode.InternalError,
+            'Service unavailable: cannot verify credentials',
+            null,
+          );
+        }
+        if (identity === undefined) {
+          req.resume();
+          return unauthorized(res, header(req, 'authorization') !== undefined);
+        }
+      }
       switch (url.pathname) {
         case '/mcp':
-          return handleMcp(req, res);
+          return handleMcp(req, res, identity ?? anonymousIdentity());
         case '/sse':
           if (req.method !== 'GET') return methodNotAllowed(res, 'GET');
-          return handleSseOpen(req, res);
+          return handleSseOpen(req, res, identity ?? anonymousIdentity());
         case '/messages':
           if (req.method !== 'POST') return methodNotAllowed(res, 'POST');
-          return handleSseMessage(req, res, url);
+          return handleSseMessage(req, res, url, identity ?? anonymousIdentity());
         case '/healthz':
           return sendJson(res, 200, { status: 'ok', sessions: gateway.sessionCount, upstreams: gateway.health() });
         case '/readyz': {
@@ -302,14 +366,19 @@ function header(req: IncomingMessage, name: string): string | undefined {
   return Array.isArray(value) ? value[0] : value;
 }
 
-/** 401: anonymous access is off and no credential this gateway accepts was presented. */
-function unauthorized(res: ServerResponse): void {
-  res.setHeader('www-authenticate', 'Bearer realm="portcullis"');
+/** 401: the credential presented is not accepted, or none was and anonymous access is off. */
+function unauthorized(res: ServerResponse, presented: boolean): void {
+  res.setHeader(
+    'www-authenticate',
+    presented ? 'Bearer realm="portcullis", error="invalid_token"' : 'Bearer realm="portcullis"',
+  );
   sendJsonRpcError(
     res,
     401,
     RpcCode.InvalidRequest,
-    'Unauthorized: anonymous access is disabled (auth.anonymous: false) and this gateway accepts no credentials yet',
+    presented
+      ? 'Unauthorized: the bearer token is not a valid API key of this gateway (unknown or revoked)'
+      : 'Unauthorized: an API key is required (Authorization: Bearer <key>); anonymous access is disabled (auth.anonymous: false)',
     null,
   );
 }

@@ -1,4 +1,4 @@
 export { BoundedEventStore } from './event-store.js';
 export { isAllowedHost, isAllowedOrigin } from './guards.js';
-export { type HttpFront, type HttpFrontOptions, serveGatewayOverHttp } from './http.js';
+export { type HttpAuthenticator, type HttpFront, type HttpFrontOptions, serveGatewayOverHttp } from './http.js';
 export { GatewayStdioTransport, type StdioFront, type StdioFrontOptions, serveGatewayOverStdio } from './stdio.js';

@@ -50,6 +50,7 @@ export function isApiKeySecret(value: string): boolean {
 }
 
 export function validateApiKeyName(name: string): string | undefined {
+  if (name === 'anonymous') return '"anonymous" is the identity of unauthenticated agents, not a key name';
   return KEY_NAME.test(name)
     ? undefined
     : 'a key name is 1-128 letters, digits, ".", "_", "@" or "-", starting with a letter or digit';
@@ -124,7 +125,12 @@ export async function createApiKey(
     throw toStoreError(error, 'create api key');
   }
   await store
-    .recordAdminAction({ actor: input.actor ?? 'cli', action: 'apikey.create', target: input.name, details: { id, groups } })
+    .recordAdminAction({
+      actor: input.actor ?? 'cli',
+      action: 'apikey.create',
+      target: input.name,
+      details: { id, groups },
+    })
     .catch(() => undefined);
   return {
     secret,

@@ -1,15 +1,26 @@
+import { readFile } from 'node:fs/promises';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { type Config, ConfigError, loadConfigFile, type UpstreamSpec, upstreamSpecs } from '@portcullis/config';
-import { canonicalName, configuredIdentity, splitNamespacedUri } from '@portcullis/core';
+import { canonicalName, configuredIdentity, describeError, splitNamespacedUri } from '@portcullis/core';
 import {
   type CompiledPolicy,
   explain,
   FilePolicySource,
+  loadPolicy,
   PolicyError,
   type PolicyRequest,
   type TargetKind,
 } from '@portcullis/policy';
+import { applyPolicyVersion, listPolicyVersions, policyVersionLabel } from '@portcullis/store';
 import { type Command, InvalidArgumentError } from 'commander';
+import {
+  describeStore,
+  loadConfigForCommand,
+  type OutputFormat,
+  openStoreForCommand,
+  parseOutputFormat,
+  storeOptionsFor,
+} from '../session-log.js';
 
 /** Exit codes of the policy commands (see README): 0 done, 2 bad usage, configuration or policy. */
 const EXIT_BAD_INPUT = 2;
@@ -202,5 +213,101 @@ export function registerPolicyCommands(program: Command): void {
       };
       const { decision, text } = explain(compiled, request);
       process.stdout.write(options.json ? `${JSON.stringify(decision, null, 2)}\n` : `${text}\n`);
+    });
+
+  registerPolicyApplyCommands(policy);
+}
+
+/** `portcullis policy apply|versions`: stored policy versions in the session-log store. */
+function registerPolicyApplyCommands(policy: Command): void {
+  policy
+    .command('apply')
+    .description(
+      'validate a policy file and store it as the new active version (gateways with policy.source: store pick it up within seconds)',
+    )
+    .argument('<file>', 'policy file (YAML)')
+    .requiredOption('-c, --config <file>', 'configuration file (its database)')
+    .option('--output <format>', 'text or json', parseOutputFormat, 'text' as OutputFormat)
+    .action(async (file: string, options: { config: string; output: OutputFormat }) => {
+      const config = await loadConfigForCommand(options.config);
+      let text: string;
+      try {
+        text = await readFile(file, 'utf8');
+      } catch (error) {
+        const reason = (error as NodeJS.ErrnoException).code === 'ENOENT' ? 'file not found' : 'cannot be read';
+        fail(`invalid policy\n${file}: ${reason}`);
+      }
+      try {
+        loadPolicy(text, file);
+      } catch (error) {
+        if (error instanceof PolicyError) fail(`invalid policy (nothing stored)\n${error.message}`);
+        throw error;
+      }
+      const store = await openStoreForCommand(config, { migrate: true });
+      try {
+        const applied = await applyPolicyVersion(store, { document: text, source: file });
+        const version = policyVersionLabel(applied.version);
+        if (options.output === 'json') {
+          process.stdout.write(
+            `${JSON.stringify({ version, number: applied.version, sha256: applied.sha256, source: file, active: true })}\n`,
+          );
+        } else {
+          process.stdout.write(`${version}\n`);
+          process.stderr.write(`applied ${file} as policy version ${version} (active)\n`);
+        }
+        if (config.policy?.source !== 'store') {
+          process.stderr.write(
+            `note: ${options.config} does not set policy.source: store, so its gateways do not use applied versions\n`,
+          );
+        }
+      } catch (error) {
+        process.stderr.write(
+          `portcullis: cannot store the policy (${describeStore(storeOptionsFor(config))}): ${describeError(error)}\n`,
+        );
+        process.exitCode = 1;
+      } finally {
+        await store.close();
+      }
+    });
+
+  policy
+    .command('versions')
+    .description('list the stored policy versions, newest first')
+    .requiredOption('-c, --config <file>', 'configuration file (its database)')
+    .option('--output <format>', 'text or json', parseOutputFormat, 'text' as OutputFormat)
+    .action(async (options: { config: string; output: OutputFormat }) => {
+      const config = await loadConfigForCommand(options.config);
+      const store = await openStoreForCommand(config, { migrate: true });
+      try {
+        const versions = await listPolicyVersions(store);
+        if (options.output === 'json') {
+          process.stdout.write(
+            `${JSON.stringify(
+              versions.map((v) => ({
+                version: policyVersionLabel(v.version),
+                number: v.version,
+                sha256: v.sha256,
+                source: v.source ?? null,
+                appliedAt: v.appliedAt.toISOString(),
+                appliedBy: v.appliedBy,
+                active: v.active,
+              })),
+            )}\n`,
+          );
+        } else if (versions.length === 0) {
+          process.stdout.write('no stored policy versions\n');
+        } else {
+          const lines = versions.map(
+            (v) =>
+              `${policyVersionLabel(v.version)}  ${v.active ? 'ACTIVE' : '      '}  ${v.appliedAt.toISOString()}  ${v.appliedBy}  ${v.source ?? '-'}  sha256:${v.sha256.slice(0, 16)}`,
+          );
+          process.stdout.write(`${lines.join('\n')}\n`);
+        }
+      } catch (error) {
+        process.stderr.write(`portcullis: cannot list policy versions: ${describeError(error)}\n`);
+        process.exitCode = 1;
+      } finally {
+        await store.close();
+      }
     });
 }
