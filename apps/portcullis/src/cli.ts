@@ -10,6 +10,7 @@ import { registerKeysCommands } from './commands/keys.js';
 import { registerPolicyCommands } from './commands/policy.js';
 import { registerReplayCommands } from './commands/replay.js';
 import { registerSessionsCommands } from './commands/sessions.js';
+import { registerUpstreamCommands } from './commands/upstream.js';
 import { createLogger } from './logger.js';
 import { startGatewayRuntime } from './runtime.js';
 import { resolveConfigPaths } from './session-log.js';
@@ -125,6 +126,7 @@ export function buildProgram(): Command {
   registerKeysCommands(program);
   registerSessionsCommands(program);
   registerReplayCommands(program);
+  registerUpstreamCommands(program);
   return program;
 }
 

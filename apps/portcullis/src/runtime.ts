@@ -1,4 +1,4 @@
-import { type Config, upstreamSpecs } from '@portcullis/config';
+import type { Config } from '@portcullis/config';
 import type { Stage } from '@portcullis/core';
 import { Gateway, providerFromPool } from '@portcullis/gateway';
 import { StaticUpstreamRegistry, UpstreamPool } from '@portcullis/upstream';
@@ -7,6 +7,7 @@ import { startApprovals } from './approvals-runtime.js';
 import { type PolicyRuntime, startPolicyRuntimeOrExit } from './policy-runtime.js';
 import { type PendingSessionLog, type SessionLog, startSessionLog, storeOptionsFor } from './session-log.js';
 import { StorePolicySource } from './store-policy-source.js';
+import { resolvedConfigSpecs, startUpstreamAdmin, type UpstreamAdmin } from './upstream-admin.js';
 
 export interface GatewayRuntime {
   readonly gateway: Gateway;
@@ -45,7 +46,7 @@ export async function startGatewayRuntime(config: Config, logger: Logger): Promi
     name: 'hold',
     handle: async (ctx, next) => (await pendingApprovals).stage.handle(ctx, next),
   };
-  const registry = new StaticUpstreamRegistry(upstreamSpecs(config));
+  const registry = new StaticUpstreamRegistry(resolvedConfigSpecs(config, logger));
   const pool = new UpstreamPool(registry, {
     logger: logger.child({ component: 'upstream' }),
     clientInfo: { name: config.gateway.name, version: '0.1.0' },
@@ -70,6 +71,18 @@ export async function startGatewayRuntime(config: Config, logger: Logger): Promi
     await pool.close();
     throw error;
   }
+  // Upstreams managed at run time (portcullis upstream …, apply): the store overrides the config file.
+  const upstreamAdmin: UpstreamAdmin = startUpstreamAdmin({
+    config,
+    registry,
+    pool,
+    gateway,
+    store: sessionLog.store,
+    logger: logger.child({ component: 'upstream-admin' }),
+  });
+  await upstreamAdmin.sync().catch((error: unknown) => {
+    logger.warn({ err: error instanceof Error ? error.message : String(error) }, 'managed upstreams not read');
+  });
   await sessionLog.recordUpstreams(registry.list()).catch((error: unknown) => {
     logger.warn({ err: error instanceof Error ? error.message : String(error) }, 'upstreams not recorded');
   });
@@ -80,6 +93,7 @@ export async function startGatewayRuntime(config: Config, logger: Logger): Promi
     sessionLog,
     close: async () => {
       policy.close();
+      await upstreamAdmin.close();
       await gateway.close();
       await pool.close();
       await (await pendingApprovals.catch(() => undefined))?.close();

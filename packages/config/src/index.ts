@@ -23,4 +23,5 @@ export {
   type UpstreamConfig,
   type UpstreamEra,
   type UpstreamSpec,
+  UpstreamSchema,
 } from './schema.js';

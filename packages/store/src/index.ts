@@ -33,6 +33,18 @@ export { isUnavailable, toStoreError } from './errors.js';
 export { uuidv7 } from './ids.js';
 export { PGliteDialect } from './pglite-dialect.js';
 export {
+  changeManagedUpstreams,
+  listManagedUpstreams,
+  listUpstreamStatus,
+  type ManagedUpstream,
+  type ManagedUpstreamChange,
+  managedUpstreamsRevision,
+  type PublishedUpstreamStatus,
+  publishUpstreamStatus,
+  type UpstreamStatusInput,
+  withdrawUpstreamStatus,
+} from './managed-upstreams.js';
+export {
   activePolicyVersion,
   activePolicyVersionNumber,
   applyPolicyVersion,

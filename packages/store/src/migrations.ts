@@ -2,6 +2,7 @@ import { type Kysely, type Migration, type MigrationProvider, sql } from 'kysely
 import { replayLinkMigration } from './migrations/0005-replay-link.js';
 import { approvalsMigration } from './migrations/0003-approvals.js';
 import { identityAndPolicy } from './migrations/0002-identity-and-policy.js';
+import { upstreamAdminMigration } from './migrations/0004-upstream-admin.js';
 
 /**
  * The schema, as code. Each migration runs unchanged on a real Postgres and on PGlite.
@@ -143,6 +144,7 @@ const migrations: Record<string, Migration> = {
     },
   },
   '0002_identity_and_policy': identityAndPolicy,
+  '0004_upstream_admin': upstreamAdminMigration,
 };
 
 export const migrationProvider: MigrationProvider = {

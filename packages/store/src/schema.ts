@@ -146,6 +146,30 @@ export interface ApprovalVotesTable {
   decided_at: Timestamp;
 }
 
+/** An upstream managed at run time (migration 0004); `removed` rows are tombstones. */
+export interface ManagedUpstreamsTable {
+  name: string;
+  definition: Json;
+  removed: boolean;
+  revision: ColumnType<string, string | number, string | number>;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+  updated_by: string;
+}
+
+/** What one gateway instance last published about one upstream (migration 0004). */
+export interface UpstreamStatusTable {
+  instance: string;
+  name: string;
+  transport: string;
+  status: string;
+  era: string | null;
+  protocol_version: string | null;
+  last_error: string | null;
+  catalog: Json;
+  reported_at: Timestamp;
+}
+
 export interface Database {
   portcullis_sessions: SessionsTable;
   portcullis_events: EventsTable;
@@ -156,4 +180,6 @@ export interface Database {
   portcullis_approval_votes: ApprovalVotesTable;
   portcullis_api_keys: ApiKeysTable;
   portcullis_policy_versions: PolicyVersionsTable;
+  portcullis_managed_upstreams: ManagedUpstreamsTable;
+  portcullis_upstream_status: UpstreamStatusTable;
 }
