@@ -3,8 +3,10 @@ import { createServer, request as httpRequest, type IncomingHttpHeaders, type Se
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
+import { Client as V1Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { gatewayConfig, httpUpstream, startHttpFixture } from './support/gateway.js';
+import { gatewayConfig, httpUpstream, startHttpFixture, stdioFixture } from './support/gateway.js';
 import { cleanupAll, onCleanup, tempDir, writeConfig } from './support/processes.js';
 import {
   type FreshDatabase,
@@ -349,5 +351,68 @@ describe('API keys and stored policy versions on Postgres (live changes)', () =>
     expect((await call(withKey, 'fx__test_error_handling')).content).toBeDefined();
     expect((await rawInitialize(open.mcpUrl, 'Bearer wrong')).status).toBe(401);
     await open.proc.stop();
+  });
+});
+
+describe('API keys and stored policy versions on the embedded database (PGlite)', () => {
+  let configFile: string;
+  let bot: CreatedKey;
+
+  beforeAll(async () => {
+    configFile = writeConfig({
+      ...gatewayConfig({ upstreams: { fx: stdioFixture('fx') }, auth: { anonymous: false } }),
+      database: { dataDir: join(tempDir(), 'data') },
+      audit: { batch: { intervalMs: 20 }, spoolDir: join(tempDir(), 'spool') },
+      policy: { source: 'store' },
+    });
+    bot = await createKey(configFile, 'ci-bot', 'agents');
+    expect((await runCli(['policy', 'apply', file(V1, 'v1.yaml'), '-c', configFile])).code).toBe(0);
+  }, 120_000);
+
+  it('serves the key over Streamable HTTP and SSE; a restarted gateway serves a newly applied version and refuses a revoked key', async () => {
+    let gateway = await serve(configFile);
+    const client = await agent(gateway.mcpUrl, bot.key);
+    expect(text(await call(client, 'fx__test_simple_text'))).toContain('simple text');
+    const sse = new V1Client({ name: 'identity-e2e-sse', version: '1.0.0' });
+    await sse.connect(
+      new SSEClientTransport(new URL(gateway.mcpUrl.replace(/\/mcp$/, '/sse')), {
+        requestInit: { headers: { Authorization: `Bearer ${bot.key}` } },
+      }),
+    );
+    onCleanup(() => sse.close());
+    const viaSse = (await sse.callTool({ name: 'fx__test_simple_text', arguments: {} })) as ToolResult;
+    expect(text(viaSse)).toContain('simple text');
+    await expect(
+      new V1Client({ name: 'no-key', version: '1' }).connect(
+        new SSEClientTransport(new URL(gateway.mcpUrl.replace(/\/mcp$/, '/sse'))),
+      ),
+    ).rejects.toThrow();
+    await client.close();
+    await sse.close();
+    await gateway.proc.stop();
+
+    // One process per embedded data directory: the CLI works while the gateway is stopped.
+    expect((await runCli(['policy', 'apply', file(V2, 'v2.yaml'), '-c', configFile])).stdout.trim()).toBe('v2');
+    const bad = await runCli(['policy', 'apply', file(BAD, 'bad.yaml'), '-c', configFile]);
+    expect(bad.code).toBe(2);
+    const other = await createKey(configFile, 'other-bot', 'agents');
+    expect((await runCli(['keys', 'revoke', 'ci-bot', '-c', configFile])).code).toBe(0);
+
+    gateway = await serve(configFile);
+    expect((await rawInitialize(gateway.mcpUrl, `Bearer ${bot.key}`)).status).toBe(401);
+    const next = await agent(gateway.mcpUrl, other.key, 'modern');
+    expect(text(await call(next, 'fx__test_simple_text'))).toBe('v2 switched test_simple_text off');
+    await next.close();
+    await gateway.proc.stop();
+
+    const listed = JSON.parse((await runCli(['keys', 'list', '-c', configFile, '--output', 'json'])).stdout) as {
+      name: string;
+      revokedAt: string | null;
+      lastUsedAt: string | null;
+    }[];
+    expect(listed.map((k) => [k.name, k.revokedAt !== null, k.lastUsedAt !== null])).toEqual([
+      ['ci-bot', true, true],
+      ['other-bot', false, true],
+    ]);
   });
 });
