@@ -542,7 +542,7 @@ async function execute(
       let replayed: unknown;
       let failed = false;
       try {
-        replayed = await connection.request('tools/call', params);
+        replayed = withoutHopMeta(await connection.request('tools/call', params));
       } catch (error) {
         failed = !(error instanceof JsonRpcError);
         replayed =
@@ -634,6 +634,17 @@ async function execute(
     process.stdout.write(`${lines.join('\n')}\n`);
   }
   return differing.length > 0 ? ReplayExit.Differs : ReplayExit.Ok;
+}
+
+/**
+ * The result as the gateway would hand it to an agent: without the 2026 envelope keys of the
+ * upstream hop (`_meta` `io.modelcontextprotocol/…`), which the recorded result never has.
+ */
+function withoutHopMeta(result: unknown): unknown {
+  if (!isRecord(result) || !isRecord(result._meta)) return result;
+  const { _meta, ...rest } = result;
+  const kept = Object.fromEntries(Object.entries(_meta).filter(([key]) => !key.startsWith('io.modelcontextprotocol/')));
+  return Object.keys(kept).length > 0 ? { ...rest, _meta: kept } : rest;
 }
 
 function safeUser(): string {
