@@ -91,8 +91,16 @@ export function startApprovals(
     },
   };
 
+  // A held call aborted because the gateway stops keeps its approval pending (it survives the restart).
+  let closing = false;
+  const onSignal = () => {
+    closing = true;
+  };
+  process.once('SIGTERM', onSignal);
+  process.once('SIGINT', onSignal);
   const stage = createHoldStage({
     backend,
+    closing: () => closing,
     mode: config.approval.mode,
     heartbeatMs: config.approval.heartbeatMs,
     onError: (error, what) => log.warn({ err: describeError(error) }, `${what} failed`),
@@ -100,6 +108,9 @@ export function startApprovals(
   return {
     stage,
     close: async () => {
+      closing = true;
+      process.off('SIGTERM', onSignal);
+      process.off('SIGINT', onSignal);
       clearInterval(poll);
       await listener?.close();
     },

@@ -85,6 +85,11 @@ export interface HoldStageOptions {
   readonly newId?: () => string;
   readonly now?: () => Date;
   readonly onError?: (error: unknown, what: string) => void;
+  /**
+   * True while the gateway shuts down: a held call aborted then leaves its approval pending (it
+   * survives the restart; the identical call picks it up) instead of withdrawing it.
+   */
+  readonly closing?: () => boolean;
 }
 
 function isRecord(value: unknown): value is Record<string, unknown> {
@@ -131,7 +136,8 @@ function toolError(text: string): RpcResult {
 type Settled =
   | { readonly kind: 'decided'; readonly approval: HeldApproval }
   | { readonly kind: 'expired' }
-  | { readonly kind: 'withdrawn' };
+  | { readonly kind: 'withdrawn' }
+  | { readonly kind: 'interrupted' };
 
 /**
  * The `hold` stage. A `tools/call` the authorize stage decided `approve` (with `pending: 'next'`) is
@@ -213,6 +219,10 @@ export function createHoldStage(options: HoldStageOptions): Stage {
       };
       const unwatch = backend.watch(held.id, () => void check());
       const onAbort = () => {
+        if (options.closing?.()) {
+          finish({ kind: 'interrupted' });
+          return;
+        }
         void backend.close(held.id, 'withdrawn').then(
           (changed) => (changed ? finish({ kind: 'withdrawn' }) : check()),
           (error: unknown) => {
@@ -277,7 +287,7 @@ export function createHoldStage(options: HoldStageOptions): Stage {
       const label = describeHoldReviewers(approve.reviewers);
       const timeout = formatDuration(approve.timeoutMs);
 
-      if (mode === 'retry') {
+      {
         const granted = await backend.consumeMatching({ ...key, sessionId: ctx.session.id });
         if (granted !== undefined) {
           if (!sameArguments(granted, args)) {
@@ -287,6 +297,8 @@ export function createHoldStage(options: HoldStageOptions): Stage {
           return release(ctx, granted.id, next);
         }
         const open = await backend.findPending(key);
+        if (open !== undefined && mode === 'wait')
+          return settle(ctx, next, open, approve, label, timeout, args, argsHash);
         if (open !== undefined) {
           return toolError(
             `approval ${open.id} is still pending (${label} must approve); the identical call will go through once approved`,
@@ -339,47 +351,64 @@ export function createHoldStage(options: HoldStageOptions): Stage {
         );
       }
 
-      const settled = await waitFor(ctx, held, label);
-      switch (settled.kind) {
-        case 'withdrawn':
-          await event(ctx, 'withdrawn', { approval: held.id });
-          hook(approve.webhook, 'withdrawn', held.id, `Approval ${held.id} withdrawn: the agent cancelled the call`);
-          return toolError(`approval ${held.id} withdrawn: the call was cancelled`);
-        case 'expired': {
-          await event(ctx, 'expired', { approval: held.id, after: timeout, onTimeout: approve.onTimeout });
-          hook(approve.webhook, 'expired', held.id, `Approval ${held.id} expired after ${timeout}`);
-          if (approve.onTimeout === 'allow') return release(ctx, held.id, next);
-          return toolError(`denied: approval ${held.id} expired after ${timeout}`);
-        }
-        default: {
-          const approval = settled.approval;
-          if (approval.status === 'denied') {
-            await event(ctx, 'denied', { approval: held.id, by: approval.decidedBy, reason: approval.reason });
-            hook(
-              approve.webhook,
-              'denied',
-              held.id,
-              `Approval ${held.id} denied by ${approval.decidedBy ?? 'a reviewer'}: ${approval.reason ?? ''}`,
-            );
-            return toolError(
-              `denied: approval ${held.id} was denied by ${approval.decidedBy ?? 'a reviewer'}: ${approval.reason ?? 'no reason given'}`,
-            );
-          }
-          if (approval.status !== 'approved') {
-            return toolError(`denied: approval ${held.id} is ${approval.status}`);
-          }
-          await event(ctx, 'approved', { approval: held.id, by: approval.decidedBy, note: approval.reason });
-          hook(approve.webhook, 'approved', held.id, `Approval ${held.id} approved by ${approval.decidedBy ?? ''}`);
-          if (!(await backend.consume(held.id, ctx.session.id))) {
-            return toolError(`denied: approval ${held.id} was already used`);
-          }
-          if (!sameArguments(approval, args)) {
-            return toolError(`denied: approval ${held.id} does not match this call's arguments`);
-          }
-          await event(ctx, 'consumed', { approval: held.id, argsHash });
-          return release(ctx, held.id, next);
-        }
-      }
+      return settle(ctx, next, held, approve, label, timeout, args, argsHash);
     },
   };
+
+  async function settle(
+    ctx: RequestContext,
+    next: Next,
+    held: HeldApproval,
+    approve: NonNullable<Decision['approve']>,
+    label: string,
+    timeout: string,
+    args: Readonly<Record<string, unknown>>,
+    argsHash: string,
+  ): Promise<RpcResult> {
+    const settled = await waitFor(ctx, held, label);
+    switch (settled.kind) {
+      case 'interrupted':
+        return toolError(
+          `approval ${held.id} is still pending: the gateway is shutting down; retry the identical call`,
+        );
+      case 'withdrawn':
+        await event(ctx, 'withdrawn', { approval: held.id });
+        hook(approve.webhook, 'withdrawn', held.id, `Approval ${held.id} withdrawn: the agent cancelled the call`);
+        return toolError(`approval ${held.id} withdrawn: the call was cancelled`);
+      case 'expired': {
+        await event(ctx, 'expired', { approval: held.id, after: timeout, onTimeout: approve.onTimeout });
+        hook(approve.webhook, 'expired', held.id, `Approval ${held.id} expired after ${timeout}`);
+        if (approve.onTimeout === 'allow') return release(ctx, held.id, next);
+        return toolError(`denied: approval ${held.id} expired after ${timeout}`);
+      }
+      default: {
+        const approval = settled.approval;
+        if (approval.status === 'denied') {
+          await event(ctx, 'denied', { approval: held.id, by: approval.decidedBy, reason: approval.reason });
+          hook(
+            approve.webhook,
+            'denied',
+            held.id,
+            `Approval ${held.id} denied by ${approval.decidedBy ?? 'a reviewer'}: ${approval.reason ?? ''}`,
+          );
+          return toolError(
+            `denied: approval ${held.id} was denied by ${approval.decidedBy ?? 'a reviewer'}: ${approval.reason ?? 'no reason given'}`,
+          );
+        }
+        if (approval.status !== 'approved') {
+          return toolError(`denied: approval ${held.id} is ${approval.status}`);
+        }
+        await event(ctx, 'approved', { approval: held.id, by: approval.decidedBy, note: approval.reason });
+        hook(approve.webhook, 'approved', held.id, `Approval ${held.id} approved by ${approval.decidedBy ?? ''}`);
+        if (!(await backend.consume(held.id, ctx.session.id))) {
+          return toolError(`denied: approval ${held.id} was already used`);
+        }
+        if (!sameArguments(approval, args)) {
+          return toolError(`denied: approval ${held.id} does not match this call's arguments`);
+        }
+        await event(ctx, 'consumed', { approval: held.id, argsHash });
+        return release(ctx, held.id, next);
+      }
+    }
+  }
 }
