@@ -45,7 +45,7 @@ rules:
   - name: approve-adds
     match: { tool: fixture_add_tool }
     action: approve
-    approve: { reviewers: { groups: [sre] } }
+    approve: { reviewers: { groups: [sre] }, mode: retry }
   - name: confirm-progress
     match: { tool: test_tool_with_progress }
     action: confirm
@@ -182,12 +182,10 @@ describe('policy over HTTP (anonymous identity)', () => {
     expect(text(result)).toMatch(/fixture_slow finished/);
   });
 
-  it('refuses approve and confirm rules, fail closed, saying why (approval holds are not built yet)', async () => {
+  it('holds approve rules (retry mode: answered at once) and refuses confirm rules, saying why', async () => {
     const held = await call(agent, 'fx__fixture_add_tool');
     expect(held.isError).toBe(true);
-    expect(text(held)).toBe(
-      `denied: policy rule "approve-adds" requires a reviewer's approval, and approval holds are not available on this gateway`,
-    );
+    expect(text(held)).toMatch(/^approval apr_[0-9a-f]+ required: policy rule "approve-adds" holds this call for group sre/);
     const confirmed = await call(agent, 'fx__test_tool_with_progress');
     expect(confirmed.isError).toBe(true);
     expect(text(confirmed)).toMatch(/policy rule "confirm-progress" requires the user's confirmation/);
