@@ -31,6 +31,7 @@ export {
   type ShadowDecision,
 } from './evaluate.js';
 export { explain, formatDecision } from './explain.js';
+export { canonicalUri, compileGlob, compileGlobs, type Glob, type GlobSet } from './glob.js';
 export {
   APPROVAL_ANNOTATION,
   argumentsHash,
@@ -48,7 +49,6 @@ export {
   type HoldReviewers,
   type HoldStageOptions,
 } from './hold/stage.js';
-export { canonicalUri, compileGlob, compileGlobs, type Glob, type GlobSet } from './glob.js';
 export {
   ACTIONS,
   type ApproveSpec,
