@@ -3,6 +3,7 @@ import { configuredIdentity, describeError } from '@portcullis/core';
 import { serveGatewayOverHttp, serveGatewayOverStdio } from '@portcullis/front';
 import { Command, InvalidArgumentError } from 'commander';
 import { createApiKeyAuthenticator } from './auth.js';
+import { registerApplyCommands } from './commands/apply.js';
 import { registerApprovalCommands } from './commands/approvals.js';
 import { registerAuditCommands } from './commands/audit.js';
 import { registerDbCommands } from './commands/db.js';
@@ -127,6 +128,7 @@ export function buildProgram(): Command {
   registerSessionsCommands(program);
   registerReplayCommands(program);
   registerUpstreamCommands(program);
+  registerApplyCommands(program);
   return program;
 }
 
