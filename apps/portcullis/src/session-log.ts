@@ -85,6 +85,10 @@ export async function openSessionLog(config: Config, logger: Logger): Promise<Se
   const observer: SessionObserver = {
     sessionClosed: (sessionId, reason) => track(sessions.end(sessionId, reason)),
     notified: (sessionId, method, params) => track(sessions.notification(sessionId, method, params)),
+    sessionOpened: (session, identity, handshake) => track(sessions.opened(session, identity, handshake)),
+    received: (sessionId, method, params) => track(sessions.received(sessionId, method, params)),
+    requested: (sessionId, method, params) => track(sessions.requested(sessionId, method, params)),
+    answered: (sessionId, method, outcome) => track(sessions.answered(sessionId, method, outcome)),
   };
   const stage = createRecordStage(store, { sessions, onError });
 
@@ -210,23 +214,30 @@ export function startSessionLog(config: Config, logger: Logger): PendingSessionL
       name: 'record',
       handle: async (ctx, next) => (opened ?? (await ready)).stage.handle(ctx, next),
     },
-    observer: {
-      sessionClosed: (sessionId, reason) => {
-        if (opened) opened.observer.sessionClosed?.(sessionId, reason);
-        else
-          void ready.then(
-            (log) => log.observer.sessionClosed?.(sessionId, reason),
-            () => undefined,
-          );
-      },
-      notified: (sessionId, method, params) => {
-        if (opened) opened.observer.notified?.(sessionId, method, params);
-        else
-          void ready.then(
-            (log) => log.observer.notified?.(sessionId, method, params),
-            () => undefined,
-          );
-      },
-    },
+    observer: deferredObserver(ready, () => opened),
+  };
+}
+
+/**
+ * An observer that forwards to the session log's own once it is open, and queues each call behind
+ * its opening until then (calls keep their order: each waits on the same promise).
+ */
+function deferredObserver(ready: Promise<SessionLog>, current: () => SessionLog | undefined): SessionObserver {
+  const forward = (call: (observer: SessionObserver) => void): void => {
+    const log = current();
+    if (log) call(log.observer);
+    else
+      void ready.then(
+        (opened) => call(opened.observer),
+        () => undefined,
+      );
+  };
+  return {
+    sessionClosed: (sessionId, reason) => forward((o) => o.sessionClosed?.(sessionId, reason)),
+    notified: (sessionId, method, params) => forward((o) => o.notified?.(sessionId, method, params)),
+    sessionOpened: (session, identity, handshake) => forward((o) => o.sessionOpened?.(session, identity, handshake)),
+    received: (sessionId, method, params) => forward((o) => o.received?.(sessionId, method, params)),
+    requested: (sessionId, method, params) => forward((o) => o.requested?.(sessionId, method, params)),
+    answered: (sessionId, method, outcome) => forward((o) => o.answered?.(sessionId, method, outcome)),
   };
 }

@@ -1,5 +1,6 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { Client } from '@modelcontextprotocol/client';
 import { openStore } from '@portcullis/store';
 import { sql } from 'kysely';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -130,7 +131,7 @@ describe('the session log through portcullis serve', () => {
     const configFile = sessionLogConfig({ demo: stdioFixture('demo') }, { url: db.url });
     const migrate = await runCli(['db', 'migrate', '--config', configFile, '--output', 'json']);
     expect(migrate.code).toBe(0);
-    expect(JSON.parse(migrate.stdout)).toMatchObject({ applied: ['0001_session_log'] });
+    expect(JSON.parse(migrate.stdout)).toMatchObject({ applied: expect.arrayContaining(['0001_session_log']) });
 
     const gateway = await serve(configFile);
     await recordedRun(gateway);
@@ -235,18 +236,31 @@ describe('the session log through portcullis serve', () => {
 
   it('portcullis stdio: the end of the agent connection records the session end and flushes', async () => {
     const db = await database();
-    const configFile = sessionLogConfig({ demo: stdioFixture('demo') }, { url: db.url });
-    const agent = await connectV2(
-      'stdio',
+    // A 2025-era upstream pushes sampling to the gateway, which relays it to the agent (a 2026-era one
+    // would return input_required, which the SDK turns into a push inside a recorded tools/call round).
+    const configFile = sessionLogConfig({ demo: stdioFixture('demo', { era: 'legacy' }) }, { url: db.url });
+    // An agent that samples and has roots, so a relayed request and a notification from it are recorded too.
+    const agent = new Client(
+      { name: 'e2e-stdio', version: '1.0.0' },
+      { capabilities: { sampling: {}, roots: { listChanged: true } } },
+    );
+    agent.setRequestHandler('sampling/createMessage', async () => ({
+      role: 'assistant',
+      model: 'e2e',
+      content: { type: 'text', text: 'Paris' },
+    }));
+    agent.setRequestHandler('roots/list', async () => ({ roots: [] }));
+    await agent.connect(
       stdioAgentTransportV2({
         command: process.execPath,
         args: [GATEWAY_BIN, 'stdio', '--config', configFile, '--as', 'alice', '--groups', 'ops'],
         cwd: ROOT,
         stderr: 'pipe',
       }),
-      'legacy',
     );
-    for (let n = 0; n < 3; n++) await agent.callTool('demo__fixture_echo', { n });
+    for (let n = 0; n < 3; n++) await agent.callTool({ name: 'demo__fixture_echo', arguments: { n } });
+    await agent.callTool({ name: 'demo__test_sampling', arguments: { prompt: 'What is the capital of France?' } });
+    await agent.sendRootsListChanged();
     await agent.close();
     let sessions: Array<{
       identity_subject: string;
@@ -269,9 +283,26 @@ describe('the session log through portcullis serve', () => {
         identity_groups: ['ops'],
         front_transport: 'stdio',
         end_reason: expect.any(String),
-        event_count: 6,
+        // the handshake with notifications/initialized (3), 3 echo calls (6), the sampling call (2)
+        // with its relayed request and answer (2), and notifications/roots/list_changed (1)
+        event_count: 14,
       },
     ]);
+    const events = await db.query<{ seq: number; direction: string; kind: string; method: string | null }>(
+      'select seq, direction, kind, method from portcullis_events order by seq',
+    );
+    expect(events.slice(0, 3)).toEqual([
+      { seq: 1, direction: 'from_agent', kind: 'request', method: 'initialize' },
+      { seq: 2, direction: 'to_agent', kind: 'response', method: 'initialize' },
+      { seq: 3, direction: 'from_agent', kind: 'notification', method: 'notifications/initialized' },
+    ]);
+    expect(events.map((event) => `${event.direction} ${event.kind} ${event.method}`)).toEqual(
+      expect.arrayContaining([
+        'to_agent request sampling/createMessage',
+        'from_agent response sampling/createMessage',
+        'from_agent notification notifications/roots/list_changed',
+      ]),
+    );
     await expectVerifyOk(configFile);
   }, 60_000);
 

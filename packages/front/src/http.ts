@@ -139,6 +139,7 @@ export async function serveGatewayOverHttp(gateway: Gateway, options: HttpFrontO
         return;
       }
       touch(existing.activity, res, req.method === 'GET');
+      gateway.observeInbound(sessionId, body);
       await existing.transport.handleRequest(req, res, body);
       return;
     }
@@ -221,6 +222,7 @@ export async function serveGatewayOverHttp(gateway: Gateway, options: HttpFrontO
     }
     const body = await readJsonBody(req, res, limits.maxMessageBytes);
     if (body === BODY_REJECTED) return;
+    gateway.observeInbound(entry.session.id, body);
     await entry.transport.handlePostMessage(req, res, body);
   };
 

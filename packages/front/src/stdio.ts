@@ -157,6 +157,7 @@ export function serveGatewayOverStdio(gateway: Gateway, options: StdioFrontOptio
   });
   // subscriptions/listen is served inside serveStdio; the tracker follows it to subscribe upstream.
   const listening = gateway.listenTracker();
+  let sessionId: string | undefined;
   const transport = new GatewayStdioTransport(
     options.input ?? process.stdin,
     options.output ?? process.stdout,
@@ -165,10 +166,17 @@ export function serveGatewayOverStdio(gateway: Gateway, options: StdioFrontOptio
       listening.close();
       resolveDone();
     },
-    (message) => listening.observe(message),
+    (message) => {
+      listening.observe(message);
+      gateway.observeInbound(sessionId, message);
+    },
   );
   const handle = serveStdio(
-    ({ era }) => gateway.createSession({ era, frontTransport: 'stdio', identity: options.identity }).server,
+    ({ era }) => {
+      const session = gateway.createSession({ era, frontTransport: 'stdio', identity: options.identity });
+      sessionId = session.id;
+      return session.server;
+    },
     { transport },
   );
   return {

@@ -3,11 +3,13 @@ import type { Config } from '@portcullis/config';
 import {
   composePipeline,
   describeError,
+  type Identity,
   namespacedUri,
   type RequestContext,
   type RouteTarget,
   type RpcParams,
   type RpcResult,
+  type SessionInfo,
   STAGE_ORDER,
   type Stage,
 } from '@portcullis/core';
@@ -54,6 +56,22 @@ export interface SessionObserver {
   sessionClosed?(sessionId: string, reason: 'closed' | 'shutdown'): void;
   /** A notification was handed to an agent's transport (relayed from an upstream, or the gateway's own). */
   notified?(sessionId: string, method: string, params: RpcParams | undefined): void;
+  /** A 2025-era agent completed the `initialize` handshake: the session and both halves of the exchange. */
+  sessionOpened?(
+    session: SessionInfo,
+    identity: Identity,
+    handshake: { readonly request: RpcParams; readonly result: RpcParams },
+  ): void;
+  /** A notification arrived from the agent (cancellation, roots changes, initialized, ...). */
+  received?(sessionId: string, method: string, params: RpcParams | undefined): void;
+  /** A server-to-client request (sampling, elicitation, roots) is being sent to the agent. */
+  requested?(sessionId: string, method: string, params: RpcParams): void;
+  /** The agent answered such a request (or it failed). */
+  answered?(
+    sessionId: string,
+    method: string,
+    outcome: { readonly result: RpcResult } | { readonly error: string },
+  ): void;
 }
 
 /** Change events the front transports turn into notifications for sessionless (2026-era) agents. */
@@ -98,7 +116,7 @@ export class Gateway implements GatewayInternals, ListenHost {
   private readonly scopes = new Map<string, SessionScope>();
   /** Gateway URIs named by open 2026-era `subscriptions/listen` streams, with how many streams name each. */
   private readonly listened = new Map<string, number>();
-  private readonly observer: SessionObserver | undefined;
+  readonly observer: SessionObserver | undefined;
   private closing = false;
 
   constructor(options: GatewayOptions) {
@@ -348,6 +366,21 @@ export class Gateway implements GatewayInternals, ListenHost {
 
   observeNotification(sessionId: string, method: string, params: RpcParams | undefined): void {
     this.observer?.notified?.(sessionId, method, params);
+  }
+
+  /**
+   * What a front transport received from the agent of `sessionId`, as parsed JSON: its
+   * notifications go to the observer (requests are recorded by the pipeline).
+   */
+  observeInbound(sessionId: string | undefined, message: unknown): void {
+    const received = this.observer?.received;
+    if (!received || sessionId === undefined) return;
+    for (const item of Array.isArray(message) ? message : [message]) {
+      if (typeof item !== 'object' || item === null || 'id' in item) continue;
+      const { method, params } = item as { method?: unknown; params?: unknown };
+      if (typeof method !== 'string') continue;
+      received(sessionId, method, typeof params === 'object' && params !== null ? (params as RpcParams) : undefined);
+    }
   }
 
   scopeFor(key: string): SessionScope {

@@ -3,6 +3,7 @@ import type { RequestContext, RouteTarget, RpcParams, RpcResult } from '@portcul
 import type { Logger } from 'pino';
 import type { Catalog } from './catalog.js';
 import type { ForwardDeps } from './forward.js';
+import type { SessionObserver } from './gateway.js';
 import type { OutboundFilter } from './hooks.js';
 import type { UpstreamInteractions } from './interactions.js';
 import type { UpstreamProvider } from './provider.js';
@@ -31,6 +32,8 @@ export interface GatewayInternals {
   sessionClosed(session: AgentSession): void;
   /** A notification was handed to the agent of `sessionId` (for the gateway's observer). */
   observeNotification?(sessionId: string, method: string, params: RpcParams | undefined): void;
+  /** Session lifecycle and traffic observer (the session log), if any. */
+  readonly observer?: SessionObserver | undefined;
   /** The scope of an upstream session key, created on first use. */
   scopeFor(key: string): SessionScope;
   /** Disposes a scope whose key's dedicated connections are being released. */

@@ -109,6 +109,44 @@ export class AgentSession implements ScopeMember {
     this.server.onclose = () => {
       void this.close();
     };
+    this.server.oninitialized = () => this.opened();
+  }
+
+  /** The `initialize` handshake completed (2025 era): the observer sees the session and the exchange. */
+  private opened(): void {
+    const observer = this.gateway.observer;
+    if (!observer?.sessionOpened) return;
+    const protocolVersion = this.server.getNegotiatedProtocolVersion();
+    observer.sessionOpened(this.sessionInfo(), this.identity, {
+      request: {
+        protocolVersion,
+        capabilities: this.server.getClientCapabilities() ?? {},
+        clientInfo: this.server.getClientVersion(),
+      },
+      result: {
+        protocolVersion,
+        capabilities: this.server.getCapabilities(),
+        serverInfo: this.gateway.serverInfo,
+      },
+    });
+  }
+
+  /** Sends a server-to-client request to the agent, telling the observer what went out and what came back. */
+  private async observedSendToAgent(
+    method: string,
+    params: RpcParams,
+    send: (request: { method: AgentRequestMethod; params: RpcParams }) => Promise<unknown>,
+  ): Promise<RpcResult> {
+    const observer = this.gateway.observer;
+    observer?.requested?.(this.id, method, params);
+    try {
+      const result = await sendToAgent(method, params, send);
+      observer?.answered?.(this.id, method, { result });
+      return result;
+    } catch (error) {
+      observer?.answered?.(this.id, method, { error: describeError(error) });
+      throw error;
+    }
   }
 
   get isClosed(): boolean {
@@ -264,7 +302,7 @@ export class AgentSession implements ScopeMember {
         return sdkContext.mcpReq.notify({ method, params });
       },
       request: (method, params, options) =>
-        sendToAgent(method, params, (request) => sdkContext.mcpReq.send(request, options)),
+        this.observedSendToAgent(method, params, (request) => sdkContext.mcpReq.send(request, options)),
     };
   }
 
@@ -338,7 +376,7 @@ export class AgentSession implements ScopeMember {
     const filtered = this.gateway.outbound
       ? await this.gateway.outbound({ method, params: outbound, upstream, related: undefined, identity: this.identity })
       : outbound;
-    return sendToAgent(method, filtered, (request) => this.server.request(request, options));
+    return this.observedSendToAgent(method, filtered, (request) => this.server.request(request, options));
   }
 
   /** A notification from `upstream` outside any call of this session, redacted for its identity. */

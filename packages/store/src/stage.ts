@@ -50,6 +50,14 @@ export interface SessionRecorder {
    * any other session (a session is started by its first request, and only its owner extends its chain).
    */
   notification(sessionId: string, method: string, params: unknown): Promise<void>;
+  /** Starts a 2025-era session at its `initialize` handshake and records both halves of it. */
+  opened(session: SessionInfo, identity: Identity, handshake: { request: unknown; result: unknown }): Promise<void>;
+  /** Records a notification the agent sent (for a started session). */
+  received(sessionId: string, method: string, params: unknown): Promise<void>;
+  /** Records a server-to-client request sent to the agent (for a started session). */
+  requested(sessionId: string, method: string, params: unknown): Promise<void>;
+  /** Records the agent's answer to such a request: its result, or the failure. */
+  answered(sessionId: string, method: string, outcome: { result: unknown } | { error: string }): Promise<void>;
 }
 
 /** Session start/end bookkeeping shared by the record stage and the gateway's session lifecycle. */
@@ -72,10 +80,73 @@ export function createSessionRecorder(store: Store): SessionRecorder {
         direction: 'to_agent',
         kind: 'notification',
         method,
-        payload: params === undefined ? { jsonrpc: '2.0', method } : { jsonrpc: '2.0', method, params },
+        payload: message(method, params),
       });
     },
+    async opened(session, identity, handshake) {
+      if (started.has(session.id)) return;
+      started.add(session.id);
+      // Called together, so the handshake takes the chain's first places before any request's events.
+      await Promise.all([
+        store.recordSessionStart(session, identity),
+        store.recordEvent({
+          sessionId: session.id,
+          direction: 'from_agent',
+          kind: 'request',
+          method: 'initialize',
+          payload: message('initialize', handshake.request),
+        }),
+        store.recordEvent({
+          sessionId: session.id,
+          direction: 'to_agent',
+          kind: 'response',
+          method: 'initialize',
+          payload: { jsonrpc: '2.0', result: handshake.result },
+        }),
+        // The agent's `initialized` is what completes the handshake; it arrives before the session is started.
+        store.recordEvent({
+          sessionId: session.id,
+          direction: 'from_agent',
+          kind: 'notification',
+          method: 'notifications/initialized',
+          payload: message('notifications/initialized', undefined),
+        }),
+      ]);
+    },
+    async received(sessionId, method, params) {
+      if (!started.has(sessionId)) return;
+      await store.recordEvent({
+        sessionId,
+        direction: 'from_agent',
+        kind: 'notification',
+        method,
+        payload: message(method, params),
+      });
+    },
+    async requested(sessionId, method, params) {
+      if (!started.has(sessionId)) return;
+      await store.recordEvent({
+        sessionId,
+        direction: 'to_agent',
+        kind: 'request',
+        method,
+        payload: message(method, params),
+      });
+    },
+    async answered(sessionId, method, outcome) {
+      if (!started.has(sessionId)) return;
+      const payload =
+        'result' in outcome
+          ? { jsonrpc: '2.0', result: outcome.result }
+          : { jsonrpc: '2.0', error: { code: RpcCode.InternalError, message: outcome.error } };
+      await store.recordEvent({ sessionId, direction: 'from_agent', kind: 'response', method, payload });
+    },
   };
+}
+
+/** A JSON-RPC request or notification body as recorded (ids are not known on these paths). */
+function message(method: string, params: unknown): Record<string, unknown> {
+  return params === undefined ? { jsonrpc: '2.0', method } : { jsonrpc: '2.0', method, params };
 }
 
 /**
