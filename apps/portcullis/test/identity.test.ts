@@ -297,6 +297,21 @@ describe('API keys and stored policy versions on Postgres (live changes)', () =>
       active: boolean;
     }[];
     expect(versions.map((v) => `${v.version}${v.active ? '*' : ''}`)).toEqual(['v2*', 'v1']);
+    const explained = await runCli([
+      'policy',
+      'explain',
+      '-c',
+      configFile,
+      '--as',
+      'ci-bot',
+      '--groups',
+      'agents',
+      '--tool',
+      'fx__test_simple_text',
+    ]);
+    expect(explained.code, explained.stderr).toBe(0);
+    expect(explained.stdout).toContain('policy version: v2');
+    expect(explained.stdout).toContain('decided by: rule "no-simple-text-in-v2"');
     await new Promise((done) => setTimeout(done, 1_500));
     expect(text(await call(client, 'fx__test_simple_text'))).toBe('v2 switched test_simple_text off');
   });
@@ -414,5 +429,5 @@ describe('API keys and stored policy versions on the embedded database (PGlite)'
       ['ci-bot', true, true],
       ['other-bot', false, true],
     ]);
-  });
+  }, 180_000);
 });

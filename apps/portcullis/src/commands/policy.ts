@@ -11,7 +11,7 @@ import {
   type PolicyRequest,
   type TargetKind,
 } from '@portcullis/policy';
-import { applyPolicyVersion, listPolicyVersions, policyVersionLabel } from '@portcullis/store';
+import { activePolicyVersion, applyPolicyVersion, listPolicyVersions, policyVersionLabel } from '@portcullis/store';
 import { type Command, InvalidArgumentError } from 'commander';
 import {
   describeStore,
@@ -189,8 +189,12 @@ export function registerPolicyCommands(program: Command): void {
       const [target] = targets;
       if (targets.length !== 1 || target === undefined) fail('name exactly one of --tool, --prompt, --resource');
       const policyFile = options.policy ?? policyFileOf(config, options.config);
-      if (policyFile === undefined) fail(`${options.config} has no policy (policy.file); pass --policy FILE`);
-      const compiled = await loadPolicyOrExit(policyFile);
+      const fromStore = policyFile === undefined && config.policy?.source === 'store';
+      if (policyFile === undefined && !fromStore) {
+        fail(`${options.config} has no policy (policy.file); pass --policy FILE`);
+      }
+      const compiled =
+        policyFile === undefined ? await loadStoredPolicyOrExit(options.config) : await loadPolicyOrExit(policyFile);
       const [kind, name] = target;
       let resolved: ResolvedTarget;
       try {
@@ -216,6 +220,26 @@ export function registerPolicyCommands(program: Command): void {
     });
 
   registerPolicyApplyCommands(policy);
+}
+
+/** The active stored version (`policy.source: store`), for `explain`; exit 2 when none was applied. */
+async function loadStoredPolicyOrExit(configFile: string): Promise<CompiledPolicy> {
+  const config = await loadConfigForCommand(configFile);
+  const store = await openStoreForCommand(config, { migrate: true });
+  let stored: Awaited<ReturnType<typeof activePolicyVersion>>;
+  try {
+    stored = await activePolicyVersion(store);
+  } finally {
+    await store.close();
+  }
+  if (stored === undefined) fail(`${configFile}: policy.source is store and no policy version has been applied`);
+  const version = policyVersionLabel(stored.version);
+  try {
+    return loadPolicy(stored.document, `policy ${version}`, { version });
+  } catch (error) {
+    if (error instanceof PolicyError) fail(`invalid policy\n${error.message}`);
+    throw error;
+  }
 }
 
 /** `portcullis policy apply|versions`: stored policy versions in the session-log store. */
