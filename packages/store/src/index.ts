@@ -31,7 +31,6 @@ export {
 export { canonicalJson, chainHash, GENESIS_HASH, type HashedEventContent } from './canonical.js';
 export { isUnavailable, toStoreError } from './errors.js';
 export { uuidv7 } from './ids.js';
-export { PGliteDialect } from './pglite-dialect.js';
 export {
   changeManagedUpstreams,
   listManagedUpstreams,
@@ -44,6 +43,7 @@ export {
   type UpstreamStatusInput,
   withdrawUpstreamStatus,
 } from './managed-upstreams.js';
+export { PGliteDialect } from './pglite-dialect.js';
 export {
   activePolicyVersion,
   activePolicyVersionNumber,

@@ -1,8 +1,8 @@
 import { type Kysely, type Migration, type MigrationProvider, sql } from 'kysely';
-import { replayLinkMigration } from './migrations/0005-replay-link.js';
-import { approvalsMigration } from './migrations/0003-approvals.js';
 import { identityAndPolicy } from './migrations/0002-identity-and-policy.js';
+import { approvalsMigration } from './migrations/0003-approvals.js';
 import { upstreamAdminMigration } from './migrations/0004-upstream-admin.js';
+import { replayLinkMigration } from './migrations/0005-replay-link.js';
 
 /**
  * The schema, as code. Each migration runs unchanged on a real Postgres and on PGlite.
