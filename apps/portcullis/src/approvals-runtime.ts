@@ -1,6 +1,13 @@
 import type { Config } from '@portcullis/config';
 import { describeError, type Stage } from '@portcullis/core';
-import { createHoldStage, type HoldBackend, type HoldEventName } from '@portcullis/policy';
+import { createSealedState } from '@portcullis/gateway';
+import {
+  type ConfirmState,
+  createConfirmStage,
+  createHoldStage,
+  type HoldBackend,
+  type HoldEventName,
+} from '@portcullis/policy';
 import { type ApprovalListener, ApprovalStore, listenForApprovals, type Store } from '@portcullis/store';
 import type { Logger } from 'pino';
 
@@ -9,6 +16,11 @@ export interface ApprovalsRuntime {
   readonly stage: Stage;
   close(): Promise<void>;
 }
+
+/** Marks a `requestState` minted for a confirmation (the gateway's own interactions use `pcg1.`). */
+const CONFIRM_STATE_PREFIX = 'pcc1.';
+/** How long the agent has to answer a 2026-era confirmation. */
+const CONFIRM_STATE_TTL_SECONDS = 600;
 
 /** Events the agent's side caused come `from_agent`; reviewers' outcomes go `to_agent`. */
 const FROM_AGENT: ReadonlySet<HoldEventName> = new Set(['requested', 'withdrawn', 'consumed']);
@@ -105,8 +117,27 @@ export function startApprovals(
     heartbeatMs: config.approval.heartbeatMs,
     onError: (error, what) => log.warn({ err: describeError(error) }, `${what} failed`),
   });
+  // `confirm` asks the agent's user first (2026 era: an input_required round sealed like the
+  // gateway's own); what it cannot ask for with `otherwise: approve` goes on to the hold stage.
+  const confirm = createConfirmStage({
+    state: createSealedState<ConfirmState>(CONFIRM_STATE_PREFIX, CONFIRM_STATE_TTL_SECONDS),
+    event: async (ctx, answer, details) => {
+      await store.recordEvent({
+        sessionId: ctx.session.id,
+        direction: 'from_agent',
+        kind: 'approval',
+        method: `confirmation/${answer}`,
+        rpcId: ctx.requestId,
+        upstream: ctx.target?.upstream,
+        payload: { answer, ...details },
+      });
+      log.info({ session: ctx.session.id, answer, ...details }, `confirmation ${answer}`);
+    },
+    onError: (error, what) => log.warn({ err: describeError(error) }, `${what} failed`),
+  });
+  const holdStage = stage;
   return {
-    stage,
+    stage: { name: 'hold', handle: (ctx, next) => confirm.handle(ctx, () => holdStage.handle(ctx, next)) },
     close: async () => {
       closing = true;
       process.off('SIGTERM', onSignal);

@@ -33,6 +33,21 @@ export {
 export { explain, formatDecision } from './explain.js';
 export { canonicalUri, compileGlob, compileGlobs, type Glob, type GlobSet } from './glob.js';
 export {
+  CONFIRM_INPUT_KEY,
+  CONFIRMATION_ANNOTATION,
+  type ConfirmAnswer,
+  type ConfirmationRecord,
+  type ConfirmStageOptions,
+  type ConfirmState,
+  type ConfirmStateCodec,
+  confirmElicitation,
+  confirmMessage,
+  createConfirmStage,
+  elicitsForm,
+  readAnswer,
+  summarizeArguments,
+} from './hold/confirm.js';
+export {
   APPROVAL_ANNOTATION,
   argumentsHash,
   type CallKey,

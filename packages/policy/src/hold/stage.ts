@@ -2,6 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import type { Next, RequestContext, RpcResult, Stage } from '@portcullis/core';
 import type { Decision } from '../evaluate.js';
 import { DECISION_ANNOTATION, denial, HOLD_RELEASED_ANNOTATION } from '../stage.js';
+import { CONFIRMATION_ANNOTATION, type ConfirmationRecord } from './confirm.js';
 
 /** `ctx.annotations` key the record stage reads the approval reference from. */
 export const APPROVAL_ANNOTATION = 'portcullis.approval';
@@ -147,8 +148,9 @@ type Settled =
  *   error with the reason), it expired (`onTimeout`), or the agent cancelled (withdrawn);
  * - `retry`: answered at once with a tool error naming the approval; the identical call (same
  *   identity, tool and argument hash) goes through once approved, consuming the approval once.
- * `confirm` decisions are refused (elicitation is not built), unless the rule's `otherwise` is
- * `approve` and the agent declared no elicitation, which holds them like `approve`.
+ * `confirm` decisions are the confirm stage's (`createConfirmStage`, before this one): a call the
+ * user confirmed passes; one it could not ask for with `otherwise: approve` is held like `approve`;
+ * without the confirm stage they are refused unless `otherwise: approve` and no elicitation.
  */
 export function createHoldStage(options: HoldStageOptions): Stage {
   const backend = options.backend;
@@ -266,10 +268,17 @@ export function createHoldStage(options: HoldStageOptions): Stage {
       const decision = ctx.annotations.get(DECISION_ANNOTATION) as Decision | undefined;
       if (decision === undefined || ctx.method !== 'tools/call' || ctx.target === undefined) return next();
       if (decision.decision !== 'approve' && decision.decision !== 'confirm') return next();
+      // The user confirmed the call (the confirm stage released it).
+      if (ctx.annotations.get(HOLD_RELEASED_ANNOTATION) === true) return next();
       const by = decision.rule === null ? 'the default action' : `policy rule "${decision.rule}"`;
       const approve = decision.approve;
       if (decision.decision === 'confirm') {
-        const elicits = ctx.agent.capabilities.elicitation !== undefined;
+        // The confirm stage passes on the confirms it could not ask for (otherwise: approve).
+        const confirmation = ctx.annotations.get(CONFIRMATION_ANNOTATION) as ConfirmationRecord | undefined;
+        const elicits =
+          confirmation === undefined
+            ? ctx.agent.capabilities.elicitation !== undefined
+            : confirmation.answer !== 'unavailable';
         if (elicits || decision.confirm?.otherwise !== 'approve' || approve === null) {
           return denial(
             ctx.method,
