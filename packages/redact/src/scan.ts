@@ -56,7 +56,29 @@ function collect(text: string, detectors: readonly ActiveDetector[], offset: num
 /** Overlapping matches: the earliest wins, then the longest; the rest are discarded. */
 function resolve(spans: Span[]): Span[] {
   if (spans.length <= 1) return spans;
-  spans.sort((a, b) => a.start - b.start || b.end - a.end);
+  spans.sort(bySpan);
+  return resolveSorted(spans);
+}
+
+function bySpan(a: Span, b: Span): number {
+  return a.start - b.start || b.end - a.end;
+}
+
+/** Two sorted span lists as one sorted list. */
+function mergeSorted(a: Span[], b: Span[]): Span[] {
+  if (a.length === 0) return b;
+  if (b.length === 0) return a;
+  const out: Span[] = [];
+  let i = 0;
+  let j = 0;
+  while (i < a.length && j < b.length) out.push(bySpan(a[i]!, b[j]!) <= 0 ? a[i++]! : b[j++]!);
+  while (i < a.length) out.push(a[i++]!);
+  while (j < b.length) out.push(b[j++]!);
+  return out;
+}
+
+/** `resolve` for spans already sorted by start, then longest first. */
+function resolveSorted(spans: Span[]): Span[] {
   const kept: Span[] = [];
   let reach = -1;
   for (const span of spans) {
@@ -93,6 +115,33 @@ function render(
   return parts.join('');
 }
 
+/** Spans rendered between two looks at the clock, for long texts. */
+const SPANS_PER_CHECK = 1024;
+
+/** `render` for long texts: gives the event loop a turn while rendering many findings. */
+async function renderSliced(
+  text: string,
+  spans: readonly Span[],
+  renderer: ValueRenderer,
+  onFinding: (finding: TextFinding) => void,
+  budget: TimeBudget,
+): Promise<string> {
+  if (spans.length === 0) return text;
+  const parts: string[] = [];
+  let cursor = 0;
+  for (let i = 0; i < spans.length; i++) {
+    const span = spans[i]!;
+    parts.push(text.slice(cursor, span.start));
+    const { detector, action, rule } = span.active;
+    parts.push(renderer.text(action, detector.id, text.slice(span.start, span.end)));
+    onFinding({ type: detector.id, action, rule });
+    cursor = span.end;
+    if (i % SPANS_PER_CHECK === SPANS_PER_CHECK - 1) await budget.maybeYield();
+  }
+  parts.push(text.slice(cursor));
+  return parts.join('');
+}
+
 /** Redacts one string synchronously (for strings up to `CHUNK_SIZE`). */
 export function redactTextSync(
   text: string,
@@ -124,15 +173,26 @@ export async function redactText(
   }
   const whole = detectors.filter((d) => WHOLE_TEXT_DETECTORS.has(d.detector.id));
   const chunked = detectors.filter((d) => !WHOLE_TEXT_DETECTORS.has(d.detector.id));
-  const spans: Span[] = [];
-  collect(text, whole, 0, spans);
+  const wholeSpans: Span[] = [];
+  collect(text, whole, 0, wholeSpans);
+  wholeSpans.sort(bySpan);
   await budget.maybeYield();
+  // Each chunk's spans start inside that chunk: sorted per chunk, they are sorted overall, so no
+  // single sort (or render) of every finding of a multi-megabyte text holds the event loop.
+  let spans: Span[] = [];
   for (let start = 0; start < text.length; start += CHUNK_SIZE) {
     const end = Math.min(text.length, start + CHUNK_SIZE);
     const window = text.slice(start, Math.min(text.length, end + CHUNK_OVERLAP));
     // Matches starting in the overlap belong to the next chunk, which sees them from their start.
-    collect(window, chunked, start, spans, end - start);
+    const chunkSpans: Span[] = [];
+    collect(window, chunked, start, chunkSpans, end - start);
+    chunkSpans.sort(bySpan);
+    for (const span of chunkSpans) spans.push(span);
     await budget.maybeYield();
   }
-  return render(text, resolve(spans), renderer, onFinding);
+  spans = mergeSorted(wholeSpans, spans);
+  await budget.maybeYield();
+  const kept = resolveSorted(spans);
+  await budget.maybeYield();
+  return renderSliced(text, kept, renderer, onFinding, budget);
 }

@@ -103,6 +103,8 @@ class Walk {
   readonly tasks: Task[] = [];
   readonly detectors: readonly ActiveDetector[];
   readonly assignment: ActiveDetector | undefined;
+  /** Values a field rule wrote (`[REDACTED:ssn]`, `[HASH:…]`): detectors must not re-mask them. */
+  readonly #fieldOutputs = new Set<string>();
   #leaves = 0;
 
   constructor(
@@ -279,7 +281,9 @@ class Walk {
   ): unknown {
     if (typeof value === 'string') {
       changed.push(keys);
-      return this.renderer.text(action, field.label, value);
+      const out = this.renderer.text(action, field.label, value);
+      this.#fieldOutputs.add(out);
+      return out;
     }
     if (typeof value === 'number') return this.renderer.number(action, value);
     if (typeof value === 'boolean') return false;
@@ -347,7 +351,7 @@ class Walk {
     changed: (string | number)[][],
   ): Promise<string> {
     await this.tick();
-    if (value.length === 0) return value;
+    if (value.length === 0 || this.#fieldOutputs.has(value)) return value;
     const where = () => formatPath(keys, location);
     const onFinding = (finding: { type: string; action: RedactionAction; rule: string }) =>
       this.finding(finding.type, where(), finding.action, finding.rule);
