@@ -185,7 +185,9 @@ describe('policy over HTTP (anonymous identity)', () => {
   it('holds approve rules (retry mode: answered at once) and refuses confirm rules, saying why', async () => {
     const held = await call(agent, 'fx__fixture_add_tool');
     expect(held.isError).toBe(true);
-    expect(text(held)).toMatch(/^approval apr_[0-9a-f]+ required: policy rule "approve-adds" holds this call for group sre/);
+    expect(text(held)).toMatch(
+      /^approval apr_[0-9a-f]+ required: policy rule "approve-adds" holds this call for group sre/,
+    );
     const confirmed = await call(agent, 'fx__test_tool_with_progress');
     expect(confirmed.isError).toBe(true);
     expect(text(confirmed)).toMatch(/policy rule "confirm-progress" requires the user's confirmation/);

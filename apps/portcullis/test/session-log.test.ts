@@ -4,7 +4,7 @@ import { Client } from '@modelcontextprotocol/client';
 import { openStore } from '@portcullis/store';
 import { sql } from 'kysely';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { connectHttpAgent, connectV2, firstText, stdioAgentTransportV2 } from './support/agents.js';
+import { connectHttpAgent, firstText, stdioAgentTransportV2 } from './support/agents.js';
 import { stdioFixture } from './support/gateway.js';
 import { cleanupAll, GATEWAY_BIN, ROOT, tempDir, waitFor } from './support/processes.js';
 import {

@@ -22,6 +22,6 @@ export {
   type StdioUpstreamConfig,
   type UpstreamConfig,
   type UpstreamEra,
-  type UpstreamSpec,
   UpstreamSchema,
+  type UpstreamSpec,
 } from './schema.js';
