@@ -182,15 +182,17 @@ describe('policy over HTTP (anonymous identity)', () => {
     expect(text(result)).toMatch(/fixture_slow finished/);
   });
 
-  it('holds approve rules (retry mode: answered at once) and refuses confirm rules, saying why', async () => {
+  it('holds approve rules (retry mode: answered at once) and asks the user for confirm rules', async () => {
     const held = await call(agent, 'fx__fixture_add_tool');
     expect(held.isError).toBe(true);
     expect(text(held)).toMatch(
       /^approval apr_[0-9a-f]+ required: policy rule "approve-adds" holds this call for group sre/,
     );
+    // This agent answers elicitation without confirming, so the call is refused as declined.
     const confirmed = await call(agent, 'fx__test_tool_with_progress');
     expect(confirmed.isError).toBe(true);
-    expect(text(confirmed)).toMatch(/policy rule "confirm-progress" requires the user's confirmation/);
+    expect(text(confirmed)).toMatch(/the user declined the confirmation of fx__test_tool_with_progress/);
+    expect(text(confirmed)).toMatch(/policy rule "confirm-progress"/);
   });
 
   it('redacts secrets and e-mail addresses a tool returns, in text and structuredContent', async () => {
