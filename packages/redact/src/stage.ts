@@ -1,4 +1,4 @@
-import type { RequestContext, RpcParams, RpcResult, Stage } from '@portcullis/core';
+import { JsonRpcError, type RequestContext, type RpcParams, type RpcResult, type Stage } from '@portcullis/core';
 import type { Redactor } from './redactor.js';
 import type { RedactionSubject } from './rules.js';
 import type { JsonSchema } from './schema.js';
@@ -68,13 +68,33 @@ export function createRedactStage(options: RedactStageOptions): Stage {
         const annotation: RedactedArguments = Object.freeze({ arguments: redacted.value, summary: redacted.summary });
         ctx.annotations.set(REDACTED_ARGS_ANNOTATION, annotation);
       }
-      const result = await next();
+      let result: RpcResult;
+      try {
+        result = await next();
+      } catch (error) {
+        // An upstream's error message and data are returned data too.
+        throw await redactError(redactor, error, subject);
+      }
       const outputSchema = ctx.method === 'tools/call' ? outputSchemaOf?.(ctx) : undefined;
       const redacted = await redactor.redactResult(ctx.method, result, subject, { outputSchema });
       ctx.annotations.set(REDACTION_SUMMARY_ANNOTATION, redacted.summary);
       return redacted.value;
     },
   };
+}
+
+/** A JSON-RPC error with its message and data redacted like a logging message; anything else as it is. */
+async function redactError(redactor: Redactor, error: unknown, subject: RedactionSubject): Promise<unknown> {
+  if (!(error instanceof JsonRpcError)) return error;
+  const redacted = await redactor.redactOutbound(
+    'notifications/message',
+    { level: 'error', data: { message: error.message, data: error.data } },
+    subject,
+  );
+  if (redacted.summary.total === 0) return error;
+  const { message, data } = redacted.value.data as { message: unknown; data: unknown };
+  // No `cause`: the original would carry the unredacted text to anything that logs the error.
+  return new JsonRpcError(error.code, typeof message === 'string' ? message : '[REDACTED]', data);
 }
 
 export interface OutboundMessage {

@@ -3,6 +3,7 @@ import {
   anonymousIdentity,
   composePipeline,
   configuredIdentity,
+  JsonRpcError,
   type RequestContext,
   type RpcResult,
 } from '@portcullis/core';
@@ -136,5 +137,24 @@ describe('createOutboundRedaction', () => {
     });
     expect(out.params).toEqual({ level: 'info', data: { user: '[REDACTED:email]', password: '[REDACTED:password]' } });
     expect(out.summary.total).toBe(2);
+  });
+});
+
+describe('the redact stage and upstream errors', () => {
+  it('redacts the message and data of a JSON-RPC error an upstream answers with', async () => {
+    const stage = createRedactStage({ redactor });
+    const pipeline = composePipeline([stage], async () => {
+      throw new JsonRpcError(-32000, `no such customer ${EMAIL}`, { contact: EMAIL });
+    });
+    const error = await pipeline(context('tools/call', { name: 'crm__lookup', arguments: {} })).then(
+      () => undefined,
+      (thrown: unknown) => thrown,
+    );
+    expect(error).toBeInstanceOf(JsonRpcError);
+    const rpc = error as JsonRpcError;
+    expect(rpc.code).toBe(-32000);
+    expect(rpc.message).toBe('no such customer [REDACTED:email]');
+    expect(JSON.stringify(rpc.data)).not.toContain(EMAIL);
+    expect(rpc.cause).toBeUndefined();
   });
 });
