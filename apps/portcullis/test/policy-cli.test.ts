@@ -134,6 +134,31 @@ describe('portcullis policy explain', () => {
     );
     expect(run.stdout).toMatch(/1\. hide-secrets \[hide\] no match: /);
     expect(run.stdout).toMatch(/3\. allow-dev-fs \[allow\] matched; outranked by "block-etc" \(deny\)/);
+    // The document's redaction rules that apply to what this call would return.
+    expect(run.stdout).toContain('redaction: rules "mail"');
+    expect(run.stdout).toMatch(/detectors: email \(mask\)/);
+  });
+
+  it('lists the redaction rules that apply, and none when the caller is excepted', async () => {
+    const { config } = files(
+      POLICY.replace(
+        '  - name: mail\n    detectors: [email]',
+        '  - name: mail\n    detectors: [email]\n    except: { groups: [support] }',
+      ),
+    );
+    const json = await portcullis(['policy', 'explain', '-c', config, '--tool', 'fs__read_file', '--json']);
+    expect(JSON.parse(json.stdout)).toMatchObject({ redaction: { rules: ['mail'], args: false } });
+    const excepted = await portcullis([
+      'policy',
+      'explain',
+      '-c',
+      config,
+      '--groups',
+      'support',
+      '--tool',
+      'fs__read_file',
+    ]);
+    expect(excepted.stdout).toContain('redaction: no rule applies');
   });
 
   it('resolves prefixes other than the upstream name, resources and prompts; prints JSON on request', async () => {

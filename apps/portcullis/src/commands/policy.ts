@@ -216,7 +216,33 @@ export function registerPolicyCommands(program: Command): void {
         now: new Date(),
       };
       const { decision, text } = explain(compiled, request);
-      process.stdout.write(options.json ? `${JSON.stringify(decision, null, 2)}\n` : `${text}\n`);
+      // Which redaction rules of the same document would apply to what this call returns.
+      const plan = compiled.redaction.planFor({
+        upstream: resolved.upstream,
+        kind,
+        name: resolved.name,
+        namespacedName: resolved.namespacedName,
+        identity: request.identity,
+      });
+      const redaction = {
+        rules: [...plan.rules],
+        detectors: plan.detectors.map((active) => `${active.detector.id} (${active.action})`),
+        fields: plan.fields.length,
+        args: plan.args,
+        dropBinary: plan.dropBinary,
+      };
+      if (options.json) {
+        process.stdout.write(`${JSON.stringify({ ...decision, redaction }, null, 2)}\n`);
+      } else {
+        const lines =
+          redaction.rules.length === 0
+            ? ['redaction: no rule applies']
+            : [
+                `redaction: rules ${redaction.rules.map((rule) => `"${rule}"`).join(', ')}`,
+                `  detectors: ${redaction.detectors.join(', ') || 'none'}; field rules: ${redaction.fields}; arguments in the log: ${redaction.args ? 'redacted' : 'as sent'}; binary: ${redaction.dropBinary ? 'dropped' : 'kept'}`,
+              ];
+        process.stdout.write(`${text}\n${lines.join('\n')}\n`);
+      }
     });
 
   registerPolicyApplyCommands(policy);
