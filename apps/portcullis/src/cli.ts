@@ -73,6 +73,7 @@ export function buildProgram(): Command {
           anonymous: config.auth.anonymous,
           onError: (error) => logger.warn({ err: describeError(error) }, 'API key bookkeeping failed'),
         }),
+        admin: runtime.admin,
       });
       logger.info({ url: `${front.url}/mcp` }, 'portcullis listening');
       process.stderr.write(`portcullis listening on ${front.url}/mcp\n`);

@@ -1,8 +1,10 @@
 import type { Config } from '@portcullis/config';
 import type { Stage } from '@portcullis/core';
+import type { AdminApi } from '@portcullis/front';
 import { Gateway, providerFromPool } from '@portcullis/gateway';
 import { StaticUpstreamRegistry, UpstreamPool } from '@portcullis/upstream';
 import type { Logger } from 'pino';
+import { createAdminApi } from './admin-api.js';
 import { startApprovals } from './approvals-runtime.js';
 import { type PolicyRuntime, startPolicyRuntimeOrExit } from './policy-runtime.js';
 import { type PendingSessionLog, type SessionLog, startSessionLog, storeOptionsFor } from './session-log.js';
@@ -16,6 +18,8 @@ export interface GatewayRuntime {
   readonly policy: PolicyRuntime;
   /** The session log (store, record stage, lifecycle observer). */
   readonly sessionLog: SessionLog;
+  /** The admin API (`/admin/v1/…` on the HTTP front) over the session-log store. */
+  readonly admin: AdminApi;
   close(): Promise<void>;
 }
 
@@ -91,6 +95,7 @@ export async function startGatewayRuntime(config: Config, logger: Logger): Promi
     pool,
     policy,
     sessionLog,
+    admin: createAdminApi(sessionLog.store),
     close: async () => {
       policy.close();
       await upstreamAdmin.close();

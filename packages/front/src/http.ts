@@ -9,6 +9,7 @@ import type { Config } from '@portcullis/config';
 import { anonymousIdentity, describeError, type Identity, RpcCode } from '@portcullis/core';
 import type { AgentSession, Gateway } from '@portcullis/gateway';
 import type { Logger } from 'pino';
+import { ADMIN_PREFIX, type AdminApi, handleAdminRequest } from './admin.js';
 import { BoundedEventStore } from './event-store.js';
 import { isAllowedHost, isAllowedOrigin } from './guards.js';
 
@@ -32,6 +33,11 @@ export interface HttpFrontOptions {
    * is refused with 401). Default `true` for library users.
    */
   readonly anonymous?: boolean;
+  /**
+   * The admin API under `/admin/v1/` (absent: 404). Always authenticated with `authenticate`; the
+   * anonymous identity is refused there.
+   */
+  readonly admin?: AdminApi;
 }
 
 export interface HttpFront {
@@ -238,6 +244,14 @@ export async function serveGatewayOverHttp(gateway: Gateway, options: HttpFrontO
       return;
     }
     const route = async (): Promise<void> => {
+      if (options.admin !== undefined && url.pathname.startsWith(ADMIN_PREFIX)) {
+        return handleAdminRequest(req, res, url, {
+          api: options.admin,
+          authenticate,
+          logger,
+          maxBodyBytes: limits.maxMessageBytes,
+        });
+      }
       const mcpPath = url.pathname === '/mcp' || url.pathname === '/sse' || url.pathname === '/messages';
       let identity: Identity | undefined;
       if (mcpPath) {

@@ -1,3 +1,4 @@
+export { ADMIN_PREFIX, type AdminApi, AdminApiError, handleAdminRequest } from './admin.js';
 export { BoundedEventStore } from './event-store.js';
 export { isAllowedHost, isAllowedOrigin } from './guards.js';
 export { type HttpAuthenticator, type HttpFront, type HttpFrontOptions, serveGatewayOverHttp } from './http.js';

@@ -7,7 +7,8 @@ import {
   describeReviewers,
   type Store,
 } from '@portcullis/store';
-import { type Command, InvalidArgumentError } from 'commander';
+import { type Command, InvalidArgumentError, Option } from 'commander';
+import { approvalFromJson, approvalToJson } from '../admin-api.js';
 import {
   CheckFailed,
   loadConfigForCommand,
@@ -17,8 +18,8 @@ import {
 } from '../session-log.js';
 
 /**
- * Exit codes of `approvals approve|deny`, beside 0 (decided), 1 (runtime failure) and 2 (bad usage
- * or configuration): 3 the approval is unknown, expired or already decided; 4 the reviewer may not
+ * Exit codes of `approvals approve|deny`, beside 0 (decided), 1 (runtime failure, gateway
+ * unreachable) and 2 (bad usage or configuration, an API key the gateway refuses): 3 the approval is unknown, expired or already decided; 4 the reviewer may not
  * decide it (their own call, or not a reviewer the rule names).
  */
 export const ApprovalExit = { Refused: CheckFailed, NotAllowed: 4 } as const;
@@ -39,16 +40,7 @@ function parseStatus(value: string): ApprovalStatus | 'all' {
   return found;
 }
 
-function toJson(record: ApprovalRecord): Record<string, unknown> {
-  return {
-    ...record,
-    requestedAt: record.requestedAt.toISOString(),
-    expiresAt: record.expiresAt.toISOString(),
-    decidedAt: record.decidedAt?.toISOString() ?? null,
-    consumedAt: record.consumedAt?.toISOString() ?? null,
-    votes: record.votes.map((v) => ({ ...v, decidedAt: v.decidedAt.toISOString() })),
-  };
-}
+const toJson = approvalToJson;
 
 function line(record: ApprovalRecord): string {
   const args = JSON.stringify(record.arguments);
@@ -90,6 +82,106 @@ function details(record: ApprovalRecord): string {
   return `${lines.join('\n')}\n`;
 }
 
+/** How the CLI reaches approvals: a running gateway's admin API, or the store directly. */
+interface TargetOptions {
+  readonly config?: string;
+  readonly gateway?: string;
+  readonly key?: string;
+}
+
+/** A failure with its exit code and a message that never carries the API key. */
+class CommandFailed extends Error {
+  constructor(
+    readonly exitCode: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** A running gateway's admin API (`--gateway URL`, authenticated with `--key` / PORTCULLIS_API_KEY). */
+class AdminClient {
+  private readonly base: string;
+
+  constructor(
+    url: string,
+    private readonly key: string,
+  ) {
+    this.base = url.replace(/\/+$/, '').replace(/\/mcp$/, '');
+  }
+
+  async call(method: 'GET' | 'POST', path: string, body?: Record<string, unknown>): Promise<unknown> {
+    let response: Response;
+    try {
+      response = await fetch(`${this.base}/admin/v1/${path}`, {
+        method,
+        headers: {
+          authorization: `Bearer ${this.key}`,
+          ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+        },
+        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+      });
+    } catch (error) {
+      throw new CommandFailed(1, `cannot reach the gateway at ${this.base}: ${describeError(error)}`);
+    }
+    const text = await response.text();
+    let parsed: unknown;
+    try {
+      parsed = text === '' ? undefined : JSON.parse(text);
+    } catch {
+      parsed = undefined;
+    }
+    if (response.ok) return parsed;
+    const message =
+      (parsed as { error?: { message?: unknown } } | undefined)?.error?.message ?? `HTTP ${response.status}`;
+    const said = typeof message === 'string' ? message : `HTTP ${response.status}`;
+    switch (response.status) {
+      case 401:
+        throw new CommandFailed(2, `the gateway refused the API key (401): ${said}`);
+      case 403:
+        throw new CommandFailed(ApprovalExit.NotAllowed, said);
+      case 404:
+      case 409:
+        throw new CommandFailed(ApprovalExit.Refused, said);
+      case 400:
+        throw new CommandFailed(2, said);
+      default:
+        throw new CommandFailed(1, `the gateway answered ${response.status}: ${said}`);
+    }
+  }
+}
+
+function adminClient(options: TargetOptions): AdminClient | undefined {
+  if (options.gateway === undefined || options.gateway === '') return undefined;
+  if (options.key === undefined || options.key === '') {
+    throw new CommandFailed(2, '--gateway needs an API key: --key KEY or the environment variable PORTCULLIS_API_KEY');
+  }
+  return new AdminClient(options.gateway, options.key);
+}
+
+/**
+ * Runs `viaGateway` when `--gateway` (or PORTCULLIS_GATEWAY_URL) is given, `viaStore` otherwise, and
+ * turns refusals into messages and exit codes.
+ */
+async function run(
+  options: TargetOptions,
+  viaGateway: (client: AdminClient) => Promise<void>,
+  viaStore: (store: Store) => Promise<void>,
+): Promise<void> {
+  try {
+    const client = adminClient(options);
+    if (client !== undefined) return await viaGateway(client);
+    if (options.config === undefined) {
+      throw new CommandFailed(2, 'either --gateway URL (a running gateway) or -c/--config FILE (the store) is needed');
+    }
+    await withStore(options.config, viaStore);
+  } catch (error) {
+    if (!(error instanceof CommandFailed)) throw error;
+    process.stderr.write(`portcullis: ${error.message}\n`);
+    process.exitCode = error.exitCode;
+  }
+}
+
 async function withStore(configFile: string, work: (store: Store) => Promise<void>): Promise<void> {
   const config = await loadConfigForCommand(configFile);
   const store = await openStoreForCommand(config, { migrate: true });
@@ -102,6 +194,8 @@ async function withStore(configFile: string, work: (store: Store) => Promise<voi
         error.reason === 'approval.self' || error.reason === 'approval.not_reviewer'
           ? ApprovalExit.NotAllowed
           : ApprovalExit.Refused;
+    } else if (error instanceof CommandFailed) {
+      throw error;
     } else {
       process.stderr.write(`portcullis: ${describeError(error)}\n`);
       process.exitCode = 1;
@@ -111,27 +205,36 @@ async function withStore(configFile: string, work: (store: Store) => Promise<voi
   }
 }
 
-interface ListOptions {
-  readonly config: string;
+interface ListOptions extends TargetOptions {
   readonly output: OutputFormat;
   readonly status: ApprovalStatus | 'all';
   readonly watch?: boolean;
   readonly interval: number;
 }
 
-interface DecideOptions {
-  readonly config: string;
-  readonly as: string;
+interface DecideOptions extends TargetOptions {
+  readonly as?: string;
   readonly groups?: string[];
   readonly note?: string;
   readonly reason?: string;
   readonly output: OutputFormat;
 }
 
+const gatewayOption = () =>
+  new Option('--gateway <url>', "a running gateway's URL: use its admin API, authenticated with the API key").env(
+    'PORTCULLIS_GATEWAY_URL',
+  );
+const keyOption = () =>
+  new Option('--key <key>', 'the API key for --gateway (prefer the environment variable)').env('PORTCULLIS_API_KEY');
+const configOption = '-c, --config <file>';
+const configHelp = 'configuration file (YAML or JSON): work directly on its store (without --gateway)';
+
 /**
- * `portcullis approvals list|show|approve|deny`: reviewers decide held calls, directly on the store
- * (Postgres, or the embedded database with the gateway stopped). `--as` names the reviewer — a local
- * stand-in until reviewers authenticate to the gateway's admin API.
+ * `portcullis approvals list|show|approve|deny`: reviewers decide held calls. With `--gateway URL`
+ * (or PORTCULLIS_GATEWAY_URL) through the running gateway's admin API: the API key (`--key` or
+ * PORTCULLIS_API_KEY) is the reviewer, its name and groups are checked and recorded. Without it,
+ * directly on the store (Postgres, or the embedded database with the gateway stopped): `--as` names
+ * the reviewer and is trusted — whoever can write the store can decide as anyone.
  */
 export function registerApprovalCommands(program: Command): void {
   const approvals = program.command('approvals').description('held tool calls waiting for a reviewer (approval holds)');
@@ -139,18 +242,19 @@ export function registerApprovalCommands(program: Command): void {
   approvals
     .command('list')
     .description('approvals, newest first (default: pending ones)')
-    .requiredOption('-c, --config <file>', 'configuration file (YAML or JSON)')
+    .option(configOption, configHelp)
+    .addOption(gatewayOption())
+    .addOption(keyOption())
     .option('--status <status>', `${STATUSES.join('|')}|all`, parseStatus, 'pending' as ApprovalStatus | 'all')
     .option('--watch', 'print again whenever the list changes (until interrupted)')
     .option('--interval <ms>', 'how often --watch looks', (v) => Number(v), 1_000)
     .option('--output <format>', 'text or json', parseOutputFormat, 'text' as OutputFormat)
     .action(async (options: ListOptions) => {
-      await withStore(options.config, async (store) => {
-        const approvalStore = new ApprovalStore(store.db);
-        const status = options.status === 'all' ? undefined : options.status;
+      const status = options.status === 'all' ? undefined : options.status;
+      const loop = async (fetchRecords: () => Promise<ApprovalRecord[]>) => {
         let last = '';
         for (;;) {
-          const records = await approvalStore.list(status === undefined ? {} : { status });
+          const records = await fetchRecords();
           const text =
             options.output === 'json'
               ? `${JSON.stringify(records.map(toJson))}\n`
@@ -162,49 +266,97 @@ export function registerApprovalCommands(program: Command): void {
           if (!options.watch) return;
           await new Promise((resolve) => setTimeout(resolve, options.interval));
         }
-      });
+      };
+      await run(
+        options,
+        (client) =>
+          loop(async () => {
+            const rows = await client.call('GET', `approvals?status=${encodeURIComponent(options.status)}`);
+            return Array.isArray(rows) ? rows.map(approvalFromJson) : [];
+          }),
+        (store) => {
+          const approvalStore = new ApprovalStore(store.db);
+          return loop(() => approvalStore.list(status === undefined ? {} : { status }));
+        },
+      );
     });
 
   approvals
     .command('show')
     .description('one approval: the call, its arguments and hash, the rule, reviewers and decisions')
     .argument('<id>', 'approval id')
-    .requiredOption('-c, --config <file>', 'configuration file (YAML or JSON)')
+    .option(configOption, configHelp)
+    .addOption(gatewayOption())
+    .addOption(keyOption())
     .option('--output <format>', 'text or json', parseOutputFormat, 'text' as OutputFormat)
-    .action(async (id: string, options: { config: string; output: OutputFormat }) => {
-      await withStore(options.config, async (store) => {
-        const record = await new ApprovalStore(store.db).get(id);
-        if (record === undefined) throw new ApprovalError('approval.not_found', `no approval ${id}`);
+    .action(async (id: string, options: TargetOptions & { output: OutputFormat }) => {
+      const print = (record: ApprovalRecord): void => {
         process.stdout.write(options.output === 'json' ? `${JSON.stringify(toJson(record))}\n` : details(record));
-      });
+      };
+      await run(
+        options,
+        async (client) => print(approvalFromJson(await client.call('GET', `approvals/${encodeURIComponent(id)}`))),
+        async (store) => {
+          const record = await new ApprovalStore(store.db).get(id);
+          if (record === undefined) throw new ApprovalError('approval.not_found', `no approval ${id}`);
+          print(record);
+        },
+      );
     });
 
   const decide = (verdict: 'approve' | 'deny') => async (id: string, options: DecideOptions) => {
-    await withStore(options.config, async (store) => {
-      const text = verdict === 'approve' ? options.note : options.reason;
-      const record = await new ApprovalStore(store.db).decide({
-        id,
-        reviewer: options.as,
-        reviewerGroups: options.groups ?? [],
-        verdict,
-        text,
-      });
-      await store
-        .recordAdminAction({
-          actor: options.as,
-          action: `approval.${verdict}`,
-          target: id,
-          details: { groups: options.groups ?? [], text: text ?? null, status: record.status },
-        })
-        .catch(() => undefined);
+    const text = verdict === 'approve' ? options.note : options.reason;
+    const report = (record: ApprovalRecord, reviewer: string) => {
       if (options.output === 'json') process.stdout.write(`${JSON.stringify(toJson(record))}\n`);
       else if (record.status === 'pending') {
         const got = record.votes.filter((v) => v.verdict === 'approve').length;
         process.stdout.write(
-          `approval ${id}: approved by ${options.as} (${got} of ${record.requiredCount}); still pending\n`,
+          `approval ${id}: approved by ${reviewer} (${got} of ${record.requiredCount}); still pending\n`,
         );
-      } else process.stdout.write(`approval ${id}: ${record.status} by ${options.as}\n`);
-    });
+      } else process.stdout.write(`approval ${id}: ${record.status} by ${reviewer}\n`);
+    };
+    if (options.gateway !== undefined && options.gateway !== '' && (options.as !== undefined || options.groups)) {
+      process.stderr.write(
+        'portcullis: --as and --groups cannot be used with --gateway: the API key decides who you are\n',
+      );
+      process.exitCode = 2;
+      return;
+    }
+    await run(
+      options,
+      async (client) => {
+        const body = verdict === 'approve' ? (text === undefined ? {} : { note: text }) : { reason: text ?? '' };
+        const record = approvalFromJson(
+          await client.call('POST', `approvals/${encodeURIComponent(id)}/${verdict}`, body),
+        );
+        report(record, record.votes.at(-1)?.reviewer ?? 'you');
+      },
+      async (store) => {
+        const reviewer = options.as;
+        if (reviewer === undefined) {
+          throw new CommandFailed(
+            2,
+            '--as REVIEWER is needed without --gateway (or decide through --gateway with an API key)',
+          );
+        }
+        const record = await new ApprovalStore(store.db).decide({
+          id,
+          reviewer,
+          reviewerGroups: options.groups ?? [],
+          verdict,
+          text,
+        });
+        await store
+          .recordAdminAction({
+            actor: reviewer,
+            action: `approval.${verdict}`,
+            target: id,
+            details: { groups: options.groups ?? [], text: text ?? null, status: record.status },
+          })
+          .catch(() => undefined);
+        report(record, reviewer);
+      },
+    );
   };
 
   approvals
@@ -213,9 +365,11 @@ export function registerApprovalCommands(program: Command): void {
       `approve a held call; exit ${ApprovalExit.Refused} unknown/expired/decided, ${ApprovalExit.NotAllowed} not allowed`,
     )
     .argument('<id>', 'approval id')
-    .requiredOption('-c, --config <file>', 'configuration file (YAML or JSON)')
-    .requiredOption('--as <reviewer>', "the reviewer's subject (local stand-in for an authenticated reviewer)")
-    .option('--groups <groups>', "the reviewer's groups, comma-separated", parseList)
+    .option(configOption, configHelp)
+    .addOption(gatewayOption())
+    .addOption(keyOption())
+    .option('--as <reviewer>', "without --gateway: the reviewer's subject (trusted: whoever can write the store)")
+    .option('--groups <groups>', "without --gateway: the reviewer's groups, comma-separated", parseList)
     .option('--note <text>', 'a note recorded with the approval')
     .option('--output <format>', 'text or json', parseOutputFormat, 'text' as OutputFormat)
     .action(decide('approve'));
@@ -224,10 +378,12 @@ export function registerApprovalCommands(program: Command): void {
     .command('deny')
     .description(`deny a held call; the agent reads the reason; exit codes as for approve`)
     .argument('<id>', 'approval id')
-    .requiredOption('-c, --config <file>', 'configuration file (YAML or JSON)')
-    .requiredOption('--as <reviewer>', "the reviewer's subject (local stand-in for an authenticated reviewer)")
+    .option(configOption, configHelp)
+    .addOption(gatewayOption())
+    .addOption(keyOption())
+    .option('--as <reviewer>', "without --gateway: the reviewer's subject (trusted: whoever can write the store)")
     .requiredOption('--reason <text>', 'why: the agent receives it')
-    .option('--groups <groups>', "the reviewer's groups, comma-separated", parseList)
+    .option('--groups <groups>', "without --gateway: the reviewer's groups, comma-separated", parseList)
     .option('--output <format>', 'text or json', parseOutputFormat, 'text' as OutputFormat)
     .action(decide('deny'));
 }

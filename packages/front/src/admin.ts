@@ -1,0 +1,185 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { describeError, type Identity } from '@portcullis/core';
+import type { Logger } from 'pino';
+
+/** Where the admin API is served. */
+export const ADMIN_PREFIX = '/admin/v1/';
+
+/**
+ * A refusal the admin API answers with `status` and `{ error: { reason, message } }`. The
+ * application throws it from its handlers (unknown → 404, decided or expired → 409, not allowed →
+ * 403, bad input → 400); anything else is answered 500 without details.
+ */
+export class AdminApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly reason: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'AdminApiError';
+  }
+}
+
+/**
+ * What the admin API does, supplied by the application (the front routes, authenticates and parses;
+ * it decides nothing). `identity` is the authenticated caller, never the anonymous identity. Results
+ * are sent as JSON with status 200.
+ */
+export interface AdminApi {
+  readonly approvals: {
+    list(identity: Identity, filter: { readonly status?: string }): Promise<unknown>;
+    get(identity: Identity, id: string): Promise<unknown>;
+    approve(identity: Identity, id: string, body: { readonly note?: string }): Promise<unknown>;
+    deny(identity: Identity, id: string, body: { readonly reason: string }): Promise<unknown>;
+  };
+}
+
+export interface AdminRequestOptions {
+  readonly api: AdminApi;
+  /** The front's authenticator; its anonymous identity is refused here whatever `auth.anonymous` says. */
+  readonly authenticate: (request: IncomingMessage) => Identity | undefined | Promise<Identity | undefined>;
+  readonly logger: Logger;
+  readonly maxBodyBytes: number;
+}
+
+function sendJson(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+  res.end(text);
+}
+
+function sendError(res: ServerResponse, status: number, reason: string, message: string): void {
+  sendJson(res, status, { error: { reason, message } });
+}
+
+/** The JSON object body of a POST, or an AdminApiError (400, 413). An empty body is `{}`. */
+async function readObject(req: IncomingMessage, limit: number): Promise<Record<string, unknown>> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req) {
+    const buffer = chunk as Buffer;
+    size += buffer.length;
+    if (size > limit) throw new AdminApiError(413, 'body.too_large', `the body exceeds ${limit} bytes`);
+    chunks.push(buffer);
+  }
+  const text = Buffer.concat(chunks).toString('utf8');
+  if (text.trim() === '') return {};
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    throw new AdminApiError(400, 'body.invalid', 'the body is not valid JSON');
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+    throw new AdminApiError(400, 'body.invalid', 'the body must be a JSON object');
+  }
+  return parsed as Record<string, unknown>;
+}
+
+function optionalText(body: Record<string, unknown>, field: string): string | undefined {
+  const value = body[field];
+  if (value === undefined || value === null) return undefined;
+  if (typeof value !== 'string') throw new AdminApiError(400, 'body.invalid', `"${field}" must be a string`);
+  return value;
+}
+
+/**
+ * Serves one request under `/admin/v1/`: `Authorization: Bearer <API key>` is required (401
+ * otherwise, also when anonymous MCP access is enabled), then
+ * - `GET approvals[?status=S]`, `GET approvals/:id`,
+ * - `POST approvals/:id/approve {note?}`, `POST approvals/:id/deny {reason}`.
+ */
+export async function handleAdminRequest(
+  req: IncomingMessage,
+  res: ServerResponse,
+  url: URL,
+  options: AdminRequestOptions,
+): Promise<void> {
+  const presented = typeof req.headers.authorization === 'string' && req.headers.authorization !== '';
+  let identity: Identity | undefined;
+  if (presented) {
+    try {
+      identity = await options.authenticate(req);
+    } catch (error) {
+      options.logger.error({ err: describeError(error), path: url.pathname }, 'cannot authenticate an admin request');
+      req.resume();
+      return sendError(res, 503, 'auth.unavailable', 'Service unavailable: cannot verify credentials');
+    }
+  }
+  if (identity === undefined || identity.authMethod === 'anonymous') {
+    req.resume();
+    res.setHeader(
+      'www-authenticate',
+      presented ? 'Bearer realm="portcullis-admin", error="invalid_token"' : 'Bearer realm="portcullis-admin"',
+    );
+    return sendError(
+      res,
+      401,
+      presented ? 'auth.invalid' : 'auth.required',
+      presented
+        ? 'Unauthorized: the bearer token is not a valid API key of this gateway (unknown or revoked)'
+        : 'Unauthorized: the admin API requires an API key (Authorization: Bearer <key>)',
+    );
+  }
+  const { approvals } = options.api;
+  const method = req.method ?? 'GET';
+  try {
+    const parts = url.pathname
+      .slice(ADMIN_PREFIX.length)
+      .split('/')
+      .filter((part) => part !== '')
+      .map((part) => decodeURIComponent(part));
+    if (parts[0] === 'approvals' && parts.length === 1) {
+      if (method !== 'GET') return notAllowed(req, res, 'GET');
+      const status = url.searchParams.get('status') ?? undefined;
+      return sendJson(res, 200, await approvals.list(identity, status === undefined ? {} : { status }));
+    }
+    if (parts[0] === 'approvals' && parts.length === 2 && parts[1] !== undefined) {
+      if (method !== 'GET') return notAllowed(req, res, 'GET');
+      return sendJson(res, 200, await approvals.get(identity, parts[1]));
+    }
+    if (parts[0] === 'approvals' && parts.length === 3 && parts[1] !== undefined) {
+      const id = parts[1];
+      const verb = parts[2];
+      if (verb !== 'approve' && verb !== 'deny') {
+        req.resume();
+        return sendError(res, 404, 'not_found', `no admin endpoint ${url.pathname}`);
+      }
+      if (method !== 'POST') return notAllowed(req, res, 'POST');
+      const body = await readObject(req, options.maxBodyBytes);
+      if (verb === 'approve') {
+        const note = optionalText(body, 'note');
+        return sendJson(res, 200, await approvals.approve(identity, id, note === undefined ? {} : { note }));
+      }
+      const reason = optionalText(body, 'reason');
+      if (reason === undefined || reason.trim() === '') {
+        throw new AdminApiError(400, 'body.invalid', 'a denial needs a "reason" (the agent reads it)');
+      }
+      return sendJson(res, 200, await approvals.deny(identity, id, { reason }));
+    }
+    req.resume();
+    return sendError(res, 404, 'not_found', `no admin endpoint ${url.pathname}`);
+  } catch (error) {
+    if (error instanceof URIError) {
+      req.resume();
+      return sendError(res, 400, 'path.invalid', 'the path is not valid percent-encoding');
+    }
+    if (error instanceof AdminApiError) {
+      req.resume();
+      return sendError(res, error.status, error.reason, error.message);
+    }
+    options.logger.error({ err: describeError(error), path: url.pathname }, 'admin request failed');
+    if (res.headersSent) {
+      res.end();
+      return;
+    }
+    return sendError(res, 500, 'internal', 'Internal error');
+  }
+}
+
+function notAllowed(req: IncomingMessage, res: ServerResponse, allow: string): void {
+  req.resume();
+  res.setHeader('allow', allow);
+  sendError(res, 405, 'method_not_allowed', `method not allowed; use ${allow}`);
+}
