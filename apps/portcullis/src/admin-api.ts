@@ -6,6 +6,7 @@ import {
   type ApprovalRecord,
   type ApprovalStatus,
   ApprovalStore,
+  isNamedReviewer,
   type Store,
 } from '@portcullis/store';
 
@@ -95,11 +96,15 @@ export function createAdminApi(store: Store): AdminApi {
       .catch(() => undefined);
     return approvalToJson(record);
   };
+  // An approval holds another agent's call arguments: a key sees only the approvals it may decide
+  // (the rule names it as a reviewer) and the ones its own calls asked for.
+  const visible = (identity: Identity) => (record: ApprovalRecord) =>
+    record.subject === identity.subject || isNamedReviewer(record.reviewers, identity.subject, identity.groups);
   return {
     approvals: {
-      list: async (_identity, filter) => {
+      list: async (identity, filter) => {
         const status = filter.status ?? 'pending';
-        if (status === 'all') return (await approvals.list({})).map(approvalToJson);
+        if (status === 'all') return (await approvals.list({})).filter(visible(identity)).map(approvalToJson);
         const known = APPROVAL_STATUSES.find((s) => s === status);
         if (known === undefined) {
           throw new AdminApiError(
@@ -108,11 +113,14 @@ export function createAdminApi(store: Store): AdminApi {
             `a status is one of ${APPROVAL_STATUSES.join(', ')} or all, not "${status}"`,
           );
         }
-        return (await approvals.list({ status: known })).map(approvalToJson);
+        return (await approvals.list({ status: known })).filter(visible(identity)).map(approvalToJson);
       },
-      get: async (_identity, id) => {
+      get: async (identity, id) => {
         const record = await approvals.get(id);
-        if (record === undefined) throw new AdminApiError(404, 'approval.not_found', `no approval ${id}`);
+        // One the caller may not see is answered like one that does not exist.
+        if (record === undefined || !visible(identity)(record)) {
+          throw new AdminApiError(404, 'approval.not_found', `no approval ${id}`);
+        }
         return approvalToJson(record);
       },
       approve: (identity, id, body) => decide(identity, id, 'approve', body.note),

@@ -173,6 +173,12 @@ describe('admin API: approvals decided by an authenticated reviewer', () => {
     expect(stranger.stderr).toContain('mallory is not a reviewer');
     const strangerApi = await api('POST', `approvals/${id}/approve`, mallory.key, {});
     expect(strangerApi).toMatchObject({ status: 403, json: { error: { reason: 'approval.not_reviewer' } } });
+    // A key that may not decide it does not see it either: another agent's arguments stay private.
+    const strangerList = await api('GET', 'approvals?status=all', mallory.key);
+    expect(strangerList.status).toBe(200);
+    expect(JSON.stringify(strangerList.json)).not.toContain(id);
+    const strangerShow = await api('GET', `approvals/${id}`, mallory.key);
+    expect(strangerShow).toMatchObject({ status: 404, json: { error: { reason: 'approval.not_found' } } });
 
     const self = await viaGateway(agentKey.key, 'approve', id);
     expect(self.code).toBe(4);
