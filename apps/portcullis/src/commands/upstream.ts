@@ -94,6 +94,9 @@ interface DefinitionFlags {
   readonly era?: 'auto' | 'legacy' | 'modern';
   readonly disabled?: boolean;
   readonly enabled?: boolean;
+  /** `--sandbox` / `--not-sandbox`: whether `replay --execute` may re-run recorded calls against it. */
+  readonly sandbox?: boolean;
+  readonly notSandbox?: boolean;
 }
 
 interface CommonOptions {
@@ -118,7 +121,9 @@ function addDefinitionOptions(command: Command): Command {
     .option('--prefix <prefix>', 'name prefix of its tools/prompts and resource URIs (default: the name)')
     .option('--no-prefix', 'expose its names unchanged')
     .addOption(new Option('--era <era>', 'protocol era handshake').choices(['auto', 'legacy', 'modern']))
-    .option('--disabled', 'defined but not connected');
+    .option('--disabled', 'defined but not connected')
+    .option('--sandbox', 'mark it as a sandbox: `replay --execute` may re-run recorded calls against it')
+    .option('--not-sandbox', 'clear --sandbox');
 }
 
 function addCommonOptions(command: Command): Command {
@@ -150,6 +155,10 @@ export function definitionFromFlags(flags: DefinitionFlags, base: UpstreamConfig
   if (flags.era !== undefined) common.era = flags.era;
   if (flags.disabled === true) common.disabled = true;
   if (flags.enabled === true) common.disabled = false;
+  if (flags.sandbox === true && flags.notSandbox === true)
+    throw new UpstreamCommandError(UpstreamExit.BadInput, '--sandbox and --not-sandbox exclude each other');
+  if (flags.sandbox === true) common.sandbox = true;
+  if (flags.notSandbox === true) delete common.sandbox;
   let raw: Record<string, unknown>;
   if (flags.stdio !== undefined || (flags.url === undefined && base?.transport === 'stdio')) {
     const previous = base?.transport === 'stdio' ? base : undefined;
