@@ -1,9 +1,9 @@
-import { createInterface } from 'node:readline/promises';
 import type { UpstreamConfig } from '@portcullis/config';
 import { describeError } from '@portcullis/core';
 import { changeManagedUpstreams, type ManagedUpstreamChange } from '@portcullis/store';
 import type { Command } from 'commander';
 import { loadConfigForCommand, type OutputFormat, openStoreForCommand, parseOutputFormat } from '../session-log.js';
+import { confirm, progressBar } from '../terminal.js';
 import { redactUpstreamConfig } from '../upstream-admin.js';
 import { currentUpstreams, defaultActor, UpstreamExit } from './upstream.js';
 
@@ -21,29 +21,6 @@ function changedFields(before: UpstreamConfig, after: UpstreamConfig): string[] 
   const b = after as Record<string, unknown>;
   const keys = [...new Set([...Object.keys(a), ...Object.keys(b)])];
   return keys.filter((key) => JSON.stringify(a[key]) !== JSON.stringify(b[key])).sort();
-}
-
-async function confirm(question: string): Promise<boolean> {
-  const rl = createInterface({ input: process.stdin, output: process.stderr });
-  try {
-    return /^y(es)?$/i.test((await rl.question(question)).trim());
-  } finally {
-    rl.close();
-  }
-}
-
-function progressBar(total: number): { tick(done: number, label: string): void; end(): void } {
-  if (process.stderr.isTTY !== true) return { tick: () => {}, end: () => {} };
-  const width = 24;
-  return {
-    tick: (done, label) => {
-      const filled = total === 0 ? width : Math.round((done / total) * width);
-      process.stderr.write(
-        `\r[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${done}/${total} ${label.slice(0, 40).padEnd(40)}`,
-      );
-    },
-    end: () => process.stderr.write('\n'),
-  };
 }
 
 /** `portcullis apply -f FILE`: reconciles the store's upstreams with a file's `upstreams:` section. */

@@ -1,5 +1,4 @@
 import { userInfo } from 'node:os';
-import { createInterface } from 'node:readline/promises';
 import { type Config, type UpstreamSpec, upstreamSpecs } from '@portcullis/config';
 import { configuredIdentity, describeError, type Identity, JsonRpcError, RpcCode } from '@portcullis/core';
 import {
@@ -29,6 +28,7 @@ import { type Command, InvalidArgumentError } from 'commander';
 import { pino } from 'pino';
 import { VERSION } from '../cli.js';
 import { describeStore, loadConfigForCommand, openStoreForCommand, storeOptionsFor } from '../session-log.js';
+import { confirm, progressBar } from '../terminal.js';
 import { diffJson, formatChanges, type JsonChange } from './json-diff.js';
 import { resolveName, resolveResource } from './policy.js';
 import {
@@ -425,31 +425,6 @@ function sandboxSpec(config: Config, options: ReplayOptions): UpstreamSpec {
     );
   }
   return spec;
-}
-
-async function confirm(question: string): Promise<boolean> {
-  const rl = createInterface({ input: process.stdin, output: process.stderr });
-  try {
-    const answer = await rl.question(question);
-    return /^y(es)?$/i.test(answer.trim());
-  } finally {
-    rl.close();
-  }
-}
-
-/** A one-line progress bar on stderr (a terminal only). */
-function progressBar(total: number): { tick(done: number, label: string): void; end(): void } {
-  if (process.stderr.isTTY !== true) return { tick: () => {}, end: () => {} };
-  const width = 24;
-  return {
-    tick: (done, label) => {
-      const filled = total === 0 ? width : Math.round((done / total) * width);
-      process.stderr.write(
-        `\r[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${done}/${total} ${label.slice(0, 40).padEnd(40)}`,
-      );
-    },
-    end: () => process.stderr.write('\n'),
-  };
 }
 
 interface ExecutedCall {

@@ -1,0 +1,26 @@
+import { createInterface } from 'node:readline/promises';
+
+/** Asks a yes/no question on stderr and reads the answer from stdin; only "y" or "yes" is a yes. */
+export async function confirm(question: string): Promise<boolean> {
+  const rl = createInterface({ input: process.stdin, output: process.stderr });
+  try {
+    return /^y(es)?$/i.test((await rl.question(question)).trim());
+  } finally {
+    rl.close();
+  }
+}
+
+/** A one-line progress bar on stderr; does nothing when stderr is not a terminal. */
+export function progressBar(total: number): { tick(done: number, label: string): void; end(): void } {
+  if (process.stderr.isTTY !== true) return { tick: () => {}, end: () => {} };
+  const width = 24;
+  return {
+    tick: (done, label) => {
+      const filled = total === 0 ? width : Math.round((done / total) * width);
+      process.stderr.write(
+        `\r[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${done}/${total} ${label.slice(0, 40).padEnd(40)}`,
+      );
+    },
+    end: () => process.stderr.write('\n'),
+  };
+}
