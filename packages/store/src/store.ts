@@ -475,24 +475,7 @@ export class Store {
   async recordToolCall(input: ToolCallInput): Promise<string> {
     this.#assertOpen();
     const id = uuidv7();
-    const row: ToolCallRow & { id: string } = {
-      id,
-      session_id: input.sessionId,
-      rpc_id: input.rpcId === undefined ? null : JSON.stringify(input.rpcId),
-      request_seq: input.requestSeq ?? null,
-      identity_subject: input.identity.subject,
-      identity_groups: JSON.stringify([...input.identity.groups]),
-      upstream: input.upstream ?? null,
-      tool: input.tool,
-      namespaced_tool: input.namespacedTool,
-      arguments: JSON.stringify(toStorableJson(input.arguments ?? {})),
-      decision: input.decision,
-      decision_rule: input.decisionRule ?? null,
-      approval_ref: input.approvalRef ?? null,
-      policy_version: input.policyVersion ?? null,
-      forwarded: true,
-      requested_at: new Date(input.at ?? Date.now()).toISOString(),
-    };
+    const row = toolCallRequestRow(id, input, true);
     if (this.#health === 'down') return this.#writeAheadWhileDown(id, row, undefined);
     await new Promise<void>((resolveCommit, rejectCommit) => {
       this.#writeAhead.push({ row, resolve: resolveCommit, reject: rejectCommit });
@@ -581,22 +564,7 @@ export class Store {
     return this.#enqueue({
       op: 'toolCall',
       row: {
-        id,
-        session_id: input.sessionId,
-        rpc_id: input.rpcId === undefined ? null : JSON.stringify(input.rpcId),
-        request_seq: input.requestSeq ?? null,
-        identity_subject: input.identity.subject,
-        identity_groups: JSON.stringify([...input.identity.groups]),
-        upstream: input.upstream ?? null,
-        tool: input.tool,
-        namespaced_tool: input.namespacedTool,
-        arguments: JSON.stringify(toStorableJson(input.arguments ?? {})),
-        decision: input.decision,
-        decision_rule: input.decisionRule ?? null,
-        approval_ref: input.approvalRef ?? null,
-        policy_version: input.policyVersion ?? null,
-        forwarded: false,
-        requested_at: new Date(input.at ?? Date.now()).toISOString(),
+        ...toolCallRequestRow(id, input, false),
         completed_at: outcome.completedAt,
         outcome: outcome.outcome,
         result: outcome.result,
@@ -1194,4 +1162,26 @@ export function parseDuration(text: string): number {
     throw new PortcullisError('config.invalid', `invalid duration "${text}" (expected e.g. 90d, 12h, 30m)`);
   }
   return Number(match[1]) * unit;
+}
+
+/** The request half of a tool-call row: what is known before the call is forwarded (or refused). */
+function toolCallRequestRow(id: string, input: ToolCallInput, forwarded: boolean): ToolCallRow & { id: string } {
+  return {
+    id,
+    session_id: input.sessionId,
+    rpc_id: input.rpcId === undefined ? null : JSON.stringify(input.rpcId),
+    request_seq: input.requestSeq ?? null,
+    identity_subject: input.identity.subject,
+    identity_groups: JSON.stringify([...input.identity.groups]),
+    upstream: input.upstream ?? null,
+    tool: input.tool,
+    namespaced_tool: input.namespacedTool,
+    arguments: JSON.stringify(toStorableJson(input.arguments ?? {})),
+    decision: input.decision,
+    decision_rule: input.decisionRule ?? null,
+    approval_ref: input.approvalRef ?? null,
+    policy_version: input.policyVersion ?? null,
+    forwarded,
+    requested_at: new Date(input.at ?? Date.now()).toISOString(),
+  };
 }
