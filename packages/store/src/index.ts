@@ -83,6 +83,8 @@ export {
   type EventKind,
   type MigrationStatus,
   openStore,
+  type PruneOptions,
+  type PrunePlan,
   type PruneReport,
   parseDuration,
   redactUrl,

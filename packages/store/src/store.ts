@@ -3,7 +3,15 @@ import { join, resolve } from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
 import type { Identity, SessionInfo } from '@portcullis/core';
 import { PortcullisError } from '@portcullis/core';
-import { type Insertable, Kysely, type MigrationResultSet, Migrator, PostgresDialect, sql } from 'kysely';
+import {
+  type Insertable,
+  Kysely,
+  type MigrationResultSet,
+  Migrator,
+  PostgresDialect,
+  type RawBuilder,
+  sql,
+} from 'kysely';
 import pg from 'pg';
 import {
   chainHash,
@@ -139,6 +147,22 @@ export interface PruneReport {
   readonly sessions: number;
   readonly events: number;
   readonly toolCalls: number;
+}
+
+/** What a prune would delete, counted at `cutoff` (a dry run changes nothing). */
+export interface PrunePlan extends PruneReport {
+  readonly cutoff: Date;
+}
+
+export interface PruneOptions {
+  /** A `Date`, or a duration before now (`90d`, `12h`). */
+  readonly olderThan: Date | string;
+  /** Sessions deleted per transaction (default 100). */
+  readonly batchSize?: number;
+  /** Called after each committed batch with the totals so far. */
+  readonly onProgress?: (deleted: PruneReport) => void;
+  /** Once aborted, no further batch starts; what was committed so far is returned. */
+  readonly signal?: AbortSignal;
 }
 
 export interface MigrationStatus {
@@ -1022,35 +1046,87 @@ export class Store {
     return { checked };
   }
 
-  /** Deletes whole sessions that ended (or, if never ended, started) before `olderThan`. */
-  async pruneSessions(options: { olderThan: Date | string }): Promise<PruneReport> {
-    const cutoff =
-      typeof options.olderThan === 'string'
-        ? new Date(Date.now() - parseDuration(options.olderThan))
-        : options.olderThan;
+  /**
+   * Counts what `pruneSessions` would delete now: whole sessions that ended before `olderThan`, or,
+   * never ended, whose last recorded event (else start) is before it. Sessions this process has open
+   * are never counted.
+   */
+  async planPrune(options: { olderThan: Date | string }): Promise<PrunePlan> {
+    const cutoff = pruneCutoff(options.olderThan);
     await this.flush();
     try {
-      return await this.db.transaction().execute(async (tx) => {
-        const doomed = await tx
-          .selectFrom('portcullis_sessions')
-          .select('id')
-          .where(sql<boolean>`coalesce(ended_at, started_at) < ${cutoff.toISOString()}::timestamptz`)
-          .execute();
-        const ids = doomed.map((s) => s.id).filter((id) => !this.#chains.has(id));
-        let events = 0;
-        let toolCalls = 0;
-        let sessions = 0;
-        for (let i = 0; i < ids.length; i += MAX_ROWS_PER_INSERT) {
-          const slice = ids.slice(i, i + MAX_ROWS_PER_INSERT);
-          const e = await tx.deleteFrom('portcullis_events').where('session_id', 'in', slice).executeTakeFirst();
-          const t = await tx.deleteFrom('portcullis_tool_calls').where('session_id', 'in', slice).executeTakeFirst();
-          const s = await tx.deleteFrom('portcullis_sessions').where('id', 'in', slice).executeTakeFirst();
-          events += Number(e.numDeletedRows);
-          toolCalls += Number(t.numDeletedRows);
-          sessions += Number(s.numDeletedRows);
-        }
-        return { sessions, events, toolCalls };
-      });
+      const open = [...this.#chains.keys()];
+      const [counts] = await sql<{ sessions: string; events: string; tool_calls: string }>`
+        with doomed as (
+          select s.id from portcullis_sessions s
+          where ${prunable(cutoff)}
+          ${open.length > 0 ? sql`and s.id not in (${sql.join(open)})` : sql``}
+        )
+        select
+          (select count(*) from doomed) as sessions,
+          (select count(*) from portcullis_events e where e.session_id in (select id from doomed)) as events,
+          (select count(*) from portcullis_tool_calls t where t.session_id in (select id from doomed)) as tool_calls
+      `
+        .execute(this.db)
+        .then((result) => result.rows);
+      return {
+        cutoff,
+        sessions: Number(counts?.sessions ?? 0),
+        events: Number(counts?.events ?? 0),
+        toolCalls: Number(counts?.tool_calls ?? 0),
+      };
+    } catch (error) {
+      throw toStoreError(error, 'prune');
+    }
+  }
+
+  /**
+   * Deletes whole sessions (their events, tool calls and row) that `planPrune` counts, `batchSize`
+   * sessions per transaction, so every remaining session's chain still verifies. Each batch evaluates
+   * the cutoff afresh (a session that received an event since `planPrune` is kept) and skips rows
+   * another pruner has locked, so gateways sharing a store and the CLI may prune at once.
+   */
+  async pruneSessions(options: PruneOptions): Promise<PruneReport> {
+    const cutoff = pruneCutoff(options.olderThan);
+    const batchSize = options.batchSize ?? PRUNE_BATCH;
+    if (!Number.isInteger(batchSize) || batchSize < 1) {
+      throw new PortcullisError('config.invalid', `prune batch size must be a positive integer, not ${batchSize}`);
+    }
+    await this.flush();
+    let deleted = { sessions: 0, events: 0, toolCalls: 0 };
+    let after = '';
+    try {
+      for (;;) {
+        if (options.signal?.aborted === true) return deleted;
+        const { scanned, last, report } = await this.db.transaction().execute(async (tx) => {
+          const rows = await sql<{ id: string }>`
+            select s.id from portcullis_sessions s
+            where s.id > ${after} and ${prunable(cutoff)}
+            order by s.id
+            limit ${batchSize}
+            for update skip locked
+          `.execute(tx);
+          const ids = rows.rows.map((row) => row.id).filter((id) => !this.#chains.has(id));
+          const batch = { sessions: 0, events: 0, toolCalls: 0 };
+          if (ids.length > 0) {
+            const e = await tx.deleteFrom('portcullis_events').where('session_id', 'in', ids).executeTakeFirst();
+            const t = await tx.deleteFrom('portcullis_tool_calls').where('session_id', 'in', ids).executeTakeFirst();
+            const s = await tx.deleteFrom('portcullis_sessions').where('id', 'in', ids).executeTakeFirst();
+            batch.events = Number(e.numDeletedRows);
+            batch.toolCalls = Number(t.numDeletedRows);
+            batch.sessions = Number(s.numDeletedRows);
+          }
+          return { scanned: rows.rows.length, last: rows.rows.at(-1)?.id, report: batch };
+        });
+        deleted = {
+          sessions: deleted.sessions + report.sessions,
+          events: deleted.events + report.events,
+          toolCalls: deleted.toolCalls + report.toolCalls,
+        };
+        if (scanned > 0) options.onProgress?.(deleted);
+        if (scanned < batchSize || last === undefined) return deleted;
+        after = last;
+      }
     } catch (error) {
       throw toStoreError(error, 'prune');
     }
@@ -1153,6 +1229,23 @@ const DURATION_UNITS: Record<string, number> = {
   d: 86_400_000,
   w: 604_800_000,
 };
+
+const PRUNE_BATCH = 100;
+
+function pruneCutoff(olderThan: Date | string): Date {
+  return typeof olderThan === 'string' ? new Date(Date.now() - parseDuration(olderThan)) : olderThan;
+}
+
+/**
+ * A session (aliased `s`) is past `cutoff` when it ended before it, or, never ended, when its last
+ * recorded event (else its start) is: an unended session with recent events may still be live.
+ */
+function prunable(cutoff: Date): RawBuilder<boolean> {
+  return sql<boolean>`coalesce(
+    s.ended_at,
+    greatest(s.started_at, (select max(e.occurred_at) from portcullis_events e where e.session_id = s.id))
+  ) < ${cutoff.toISOString()}::timestamptz`;
+}
 
 /** `90d`, `12h`, `30m`, `1w`, `500ms` → milliseconds. */
 export function parseDuration(text: string): number {
