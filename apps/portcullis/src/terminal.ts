@@ -10,13 +10,17 @@ export async function confirm(question: string): Promise<boolean> {
   }
 }
 
-/** A one-line progress bar on stderr; does nothing when stderr is not a terminal. */
+/**
+ * A one-line progress bar on stderr; does nothing when stderr is not a terminal. `done` is clamped
+ * to `0..total`: a count that outgrows its estimate shows a full bar, never a broken one.
+ */
 export function progressBar(total: number): { tick(done: number, label: string): void; end(): void } {
   if (process.stderr.isTTY !== true) return { tick: () => {}, end: () => {} };
   const width = 24;
   return {
-    tick: (done, label) => {
-      const filled = total === 0 ? width : Math.round((done / total) * width);
+    tick: (count, label) => {
+      const done = Math.min(Math.max(count, 0), total);
+      const filled = total <= 0 ? width : Math.round((done / total) * width);
       process.stderr.write(
         `\r[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${done}/${total} ${label.slice(0, 40).padEnd(40)}`,
       );

@@ -1,5 +1,5 @@
 import { describeError } from '@portcullis/core';
-import { listSessions, parseDuration, type SessionSummary } from '@portcullis/store';
+import { listSessions, type PruneReport, parseDuration, type SessionSummary, type Store } from '@portcullis/store';
 import { type Command, InvalidArgumentError } from 'commander';
 import {
   describeStore,
@@ -9,6 +9,11 @@ import {
   parseOutputFormat,
   storeOptionsFor,
 } from '../session-log.js';
+import { confirm, progressBar } from '../terminal.js';
+import { defaultActor } from './upstream.js';
+
+/** Exit codes of `portcullis sessions`: 0 done, 1 runtime failure (store), 2 bad usage or no confirmation. */
+export const SessionsExit = { Ok: 0, Failure: 1, BadInput: 2 } as const;
 
 const DECISIONS = ['allow', 'deny', 'approve', 'confirm', 'hide'] as const;
 
@@ -74,9 +79,30 @@ interface ListOptions {
   readonly output: OutputFormat;
 }
 
-/** `portcullis sessions list`: recorded agent sessions, newest first. */
+interface PruneOptions {
+  readonly config: string;
+  readonly olderThan?: string;
+  readonly dryRun?: boolean;
+  readonly yes?: boolean;
+  readonly as?: string;
+  readonly batchSize: number;
+  readonly output: OutputFormat;
+}
+
+function usageError(message: string): never {
+  process.stderr.write(`portcullis: ${message}\n`);
+  process.exit(SessionsExit.BadInput);
+}
+
+function counts(report: PruneReport): string {
+  return `${report.sessions} session(s), ${report.events} event(s), ${report.toolCalls} tool call(s)`;
+}
+
+/** `portcullis sessions list` (recorded agent sessions, newest first) and `sessions prune`. */
 export function registerSessionsCommands(program: Command): void {
   const sessions = program.command('sessions').description('recorded agent sessions (the session log)');
+  // Usage errors commander finds (unknown option, bad value, missing --config) exit 2 like the rest.
+  sessions.exitOverride((error) => process.exit(error.exitCode === 0 ? SessionsExit.Ok : SessionsExit.BadInput));
   sessions
     .command('list')
     .description('list recorded sessions, newest first, filtered by identity, upstream, tool, time or decision')
@@ -131,4 +157,117 @@ export function registerSessionsCommands(program: Command): void {
         await store.close();
       }
     });
+
+  sessions
+    .command('prune')
+    .description('delete whole sessions that ended before a duration ago (asks first on a terminal)')
+    .requiredOption('-c, --config <file>', 'configuration file (YAML or JSON)')
+    .option('--older-than <duration>', 'sessions that ended (or, still open, were last active) this long ago: 30d, 12h')
+    .option('--dry-run', 'count what would be deleted and delete nothing')
+    .option('--yes', 'delete without asking (required when not on a terminal)')
+    .option('--as <name>', 'who prunes, for the admin audit (default: the OS user)')
+    .option('--batch-size <n>', 'sessions deleted per transaction', parseLimit, 100)
+    .option('--output <format>', 'text or json', parseOutputFormat, 'text' as OutputFormat)
+    .action(async (options: PruneOptions) => {
+      if (options.olderThan === undefined) usageError('sessions prune needs --older-than DURATION (e.g. 30d, 12h)');
+      let ageMs: number;
+      try {
+        ageMs = parseDuration(options.olderThan);
+      } catch (error) {
+        usageError(describeError(error));
+      }
+      const config = await loadConfigForCommand(options.config);
+      const where = describeStore(storeOptionsFor(config));
+      const store = await openStoreForCommand(config, { migrate: false });
+      try {
+        process.exitCode = await prune(store, where, new Date(Date.now() - ageMs), options);
+      } catch (error) {
+        process.stderr.write(`portcullis: cannot prune sessions (${where}): ${describeError(error)}\n`);
+        process.exitCode = SessionsExit.Failure;
+      } finally {
+        await store.close();
+      }
+    });
+}
+
+async function prune(store: Store, where: string, cutoff: Date, options: PruneOptions): Promise<number> {
+  const plan = await store.planPrune({ olderThan: cutoff });
+  const json = options.output === 'json';
+  const summary = { store: where, olderThan: options.olderThan, cutoff: cutoff.toISOString() };
+  const planned = { sessions: plan.sessions, events: plan.events, toolCalls: plan.toolCalls };
+  if (options.dryRun === true || plan.sessions === 0) {
+    if (json) {
+      process.stdout.write(
+        `${JSON.stringify({ ...summary, dryRun: options.dryRun === true, ...planned, deleted: false })}\n`,
+      );
+    } else if (plan.sessions === 0) {
+      process.stdout.write(`nothing to prune: no session ended before ${summary.cutoff} (${where})\n`);
+    } else {
+      process.stdout.write(
+        `would delete ${counts(plan)} ended before ${summary.cutoff} (${where}); dry run, nothing deleted\n`,
+      );
+    }
+    return SessionsExit.Ok;
+  }
+  if (!json) process.stdout.write(`${counts(plan)} ended before ${summary.cutoff} (${where})\n`);
+  if (options.yes !== true) {
+    if (process.stdin.isTTY !== true || process.stderr.isTTY !== true) {
+      process.stderr.write(
+        'portcullis: sessions prune asks for confirmation on a terminal: pass --yes to prune here\n',
+      );
+      return SessionsExit.BadInput;
+    }
+    if (!(await confirm(`Delete ${plan.sessions} session(s) and their events and tool calls? [y/N] `))) {
+      process.stderr.write('portcullis: not confirmed; nothing was deleted\n');
+      return SessionsExit.BadInput;
+    }
+  }
+  const actor = options.as ?? defaultActor();
+  const bar = progressBar(plan.sessions);
+  let deleted: PruneReport = { sessions: 0, events: 0, toolCalls: 0 };
+  let failure: unknown;
+  // Ctrl-C (or SIGTERM) lets the running batch commit, then stops: the audit entry is still written.
+  const interrupt = new AbortController();
+  const onSignal = () => interrupt.abort();
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  try {
+    deleted = await store.pruneSessions({
+      olderThan: cutoff,
+      batchSize: options.batchSize,
+      signal: interrupt.signal,
+      onProgress: (sofar) => {
+        deleted = sofar;
+        bar.tick(sofar.sessions, `${sofar.events} event(s)`);
+      },
+    });
+  } catch (error) {
+    failure = error;
+  } finally {
+    bar.end();
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+  if (failure === undefined && interrupt.signal.aborted && deleted.sessions < plan.sessions) {
+    failure = new Error(`interrupted after deleting ${counts(deleted)}`);
+  }
+  // Recorded whatever happened: a failed or interrupted prune may have committed some batches.
+  await store.recordAdminAction({
+    actor,
+    action: 'sessions.prune',
+    details: {
+      ...summary,
+      planned,
+      deleted,
+      batchSize: options.batchSize,
+      ...(failure !== undefined ? { error: describeError(failure) } : {}),
+    },
+  });
+  if (failure !== undefined) throw failure;
+  if (json) {
+    process.stdout.write(`${JSON.stringify({ ...summary, dryRun: false, ...deleted, deleted: true })}\n`);
+  } else {
+    process.stdout.write(`deleted ${counts(deleted)}\n`);
+  }
+  return SessionsExit.Ok;
 }
