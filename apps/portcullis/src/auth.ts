@@ -7,6 +7,8 @@ import { findApiKeyBySecret, type Store, touchApiKey } from '@portcullis/store';
 export interface ApiKeyAuthenticatorOptions {
   /** Agents without an `Authorization` header are anonymous (`auth.anonymous: true`) or refused. */
   readonly anonymous: boolean;
+  /** A key in any of these groups is an admin (`auth.adminGroups`), as is a key created with `--admin`. */
+  readonly adminGroups?: readonly string[];
   /**
    * How long a lookup (found or not) is reused. A revoked key keeps working at most this long on a
    * gateway that has just seen it. Default 2 s.
@@ -27,7 +29,8 @@ const MAX_CACHE_ENTRIES = 10_000;
 
 /**
  * The HTTP front's authenticator for gateway-issued API keys: `Authorization: Bearer pcs_…` → the
- * key's identity (`authMethod: 'api-key'`, subject = key name, its groups); an unknown, revoked or
+ * key's identity (`authMethod: 'api-key'`, subject = key name, its groups, `admin` for an admin key
+ * or one in `adminGroups`); an unknown, revoked or
  * malformed credential → `undefined` (401); no header → anonymous when allowed. Lookups are cached
  * briefly, keyed by the secret's hash (the secret itself is neither kept nor logged).
  */
@@ -37,6 +40,7 @@ export function createApiKeyAuthenticator(store: Store, options: ApiKeyAuthentic
   const cache = new Map<string, CacheEntry>();
   const touched = new Map<string, number>();
   const anonymous = anonymousIdentity();
+  const adminGroups = new Set(options.adminGroups ?? []);
 
   return async (request: IncomingMessage) => {
     const raw = request.headers.authorization;
@@ -58,6 +62,7 @@ export function createApiKeyAuthenticator(store: Store, options: ApiKeyAuthentic
             groups: Object.freeze([...key.groups]),
             authMethod: 'api-key' as const,
             claims: Object.freeze({ keyId: key.id }),
+            admin: key.admin || key.groups.some((group) => adminGroups.has(group)),
           });
     if (cache.size >= MAX_CACHE_ENTRIES) cache.clear();
     cache.set(cacheKey, { identity, expires: now + cacheMs });

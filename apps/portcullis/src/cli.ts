@@ -71,6 +71,7 @@ export function buildProgram(): Command {
         logger,
         authenticate: createApiKeyAuthenticator(runtime.sessionLog.store, {
           anonymous: config.auth.anonymous,
+          adminGroups: config.auth.adminGroups,
           onError: (error) => logger.warn({ err: describeError(error) }, 'API key bookkeeping failed'),
         }),
         admin: runtime.admin,

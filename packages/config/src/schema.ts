@@ -171,6 +171,11 @@ export const AuthSchema = z
      * (`Authorization: Bearer pcs_…`, issued by `portcullis keys create`) are served; others get 401.
      */
     anonymous: z.boolean().default(false),
+    /**
+     * API keys in any of these groups are admins: they may manage upstreams through the admin API
+     * (`/admin/v1/upstreams`, `/admin/v1/apply`), like keys created with `keys create --admin`.
+     */
+    adminGroups: z.array(z.string().min(1)).default([]),
   })
   .strict();
 

@@ -5,6 +5,11 @@ export interface Identity {
   readonly groups: readonly string[];
   readonly authMethod: 'anonymous' | 'config' | 'api-key' | 'oidc';
   readonly claims: Readonly<Record<string, unknown>>;
+  /**
+   * May manage the gateway through the admin API (upstreams, apply): an admin API key, or groups
+   * that meet `auth.adminGroups`. Absent: not an admin.
+   */
+  readonly admin?: boolean;
 }
 
 export function anonymousIdentity(): Identity {

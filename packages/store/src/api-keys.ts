@@ -22,6 +22,8 @@ export interface ApiKeyInfo {
   readonly createdAt: Date;
   readonly revokedAt: Date | undefined;
   readonly lastUsedAt: Date | undefined;
+  /** An admin key: may manage the gateway through the admin API (upstreams, apply). */
+  readonly admin: boolean;
 }
 
 /** A new key: the secret is returned once and never stored. */
@@ -64,6 +66,7 @@ interface ApiKeyRow {
   created_at: Date | string;
   revoked_at: Date | string | null;
   last_used_at: Date | string | null;
+  admin: boolean;
 }
 
 function toInfo(row: ApiKeyRow): ApiKeyInfo {
@@ -76,10 +79,11 @@ function toInfo(row: ApiKeyRow): ApiKeyInfo {
     createdAt: new Date(row.created_at),
     revokedAt: row.revoked_at === null ? undefined : new Date(row.revoked_at),
     lastUsedAt: row.last_used_at === null ? undefined : new Date(row.last_used_at),
+    admin: row.admin,
   };
 }
 
-const COLUMNS = ['id', 'name', 'prefix', 'groups', 'created_at', 'revoked_at', 'last_used_at'] as const;
+const COLUMNS = ['id', 'name', 'prefix', 'groups', 'created_at', 'revoked_at', 'last_used_at', 'admin'] as const;
 
 /**
  * Issues a key. Throws `apikey.invalid` for a bad name and `apikey.exists` when a live key already
@@ -87,7 +91,7 @@ const COLUMNS = ['id', 'name', 'prefix', 'groups', 'created_at', 'revoked_at', '
  */
 export async function createApiKey(
   store: Store,
-  input: { name: string; groups: readonly string[]; actor?: string },
+  input: { name: string; groups: readonly string[]; admin?: boolean; actor?: string },
 ): Promise<CreatedApiKey> {
   const problem = validateApiKeyName(input.name);
   if (problem !== undefined) throw new PortcullisError('apikey.invalid', problem);
@@ -96,6 +100,7 @@ export async function createApiKey(
   const createdAt = new Date();
   const prefix = secret.slice(0, API_KEY_PREFIX.length + SHOWN_CHARS);
   const groups = [...new Set(input.groups)];
+  const admin = input.admin === true;
   try {
     const existing = await store.db
       .selectFrom('portcullis_api_keys')
@@ -115,6 +120,7 @@ export async function createApiKey(
         created_at: createdAt.toISOString(),
         revoked_at: null,
         last_used_at: null,
+        admin,
       })
       .execute();
   } catch (error) {
@@ -129,12 +135,12 @@ export async function createApiKey(
       actor: input.actor ?? 'cli',
       action: 'apikey.create',
       target: input.name,
-      details: { id, groups },
+      details: { id, groups, admin },
     })
     .catch(() => undefined);
   return {
     secret,
-    key: { id, name: input.name, prefix, groups, createdAt, revokedAt: undefined, lastUsedAt: undefined },
+    key: { id, name: input.name, prefix, groups, createdAt, revokedAt: undefined, lastUsedAt: undefined, admin },
   };
 }
 

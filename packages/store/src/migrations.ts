@@ -3,6 +3,7 @@ import { identityAndPolicy } from './migrations/0002-identity-and-policy.js';
 import { approvalsMigration } from './migrations/0003-approvals.js';
 import { upstreamAdminMigration } from './migrations/0004-upstream-admin.js';
 import { replayLinkMigration } from './migrations/0005-replay-link.js';
+import { adminKeysMigration } from './migrations/0006-admin-keys.js';
 
 /**
  * The schema, as code. Each migration runs unchanged on a real Postgres and on PGlite.
@@ -10,6 +11,7 @@ import { replayLinkMigration } from './migrations/0005-replay-link.js';
  */
 const migrations: Record<string, Migration> = {
   '0005_replay_link': replayLinkMigration,
+  '0006_admin_keys': adminKeysMigration,
   '0003_approvals': approvalsMigration,
   '0001_session_log': {
     async up(db: Kysely<unknown>): Promise<void> {

@@ -95,6 +95,8 @@ export interface ApiKeysTable {
   created_at: Timestamp;
   revoked_at: Timestamp | null;
   last_used_at: Timestamp | null;
+  /** Migration 0006: may use the admin API's management endpoints. */
+  admin: boolean;
 }
 
 /** An applied policy document (migration 0002): versions are kept, one is active. */

@@ -30,6 +30,7 @@ function keyJson(key: ApiKeyInfo): Record<string, unknown> {
     createdAt: key.createdAt.toISOString(),
     revokedAt: key.revokedAt?.toISOString() ?? null,
     lastUsedAt: key.lastUsedAt?.toISOString() ?? null,
+    admin: key.admin,
   };
 }
 
@@ -74,16 +75,21 @@ export function registerKeysCommands(program: Command): void {
     .requiredOption('-c, --config <file>', 'configuration file (YAML or JSON)')
     .requiredOption('--name <name>', 'the identity subject the key authenticates as')
     .option('--groups <groups>', 'comma-separated groups of that identity', parseGroups, [] as string[])
+    .option('--admin', 'an admin key: may manage upstreams through the admin API (upstream …, apply --gateway)')
     .option('--output <format>', 'text or json', parseOutputFormat, 'text' as OutputFormat)
-    .action(async (options: StoreCommandOptions & { name: string; groups: string[] }) => {
+    .action(async (options: StoreCommandOptions & { name: string; groups: string[]; admin?: boolean }) => {
       await withStore(options, async (store) => {
-        const { key, secret } = await createApiKey(store, { name: options.name, groups: options.groups });
+        const { key, secret } = await createApiKey(store, {
+          name: options.name,
+          groups: options.groups,
+          admin: options.admin === true,
+        });
         if (options.output === 'json') {
           process.stdout.write(`${JSON.stringify({ ...keyJson(key), key: secret })}\n`);
         } else {
           process.stdout.write(`${secret}\n`);
           process.stderr.write(
-            `key "${key.name}" (${key.id}, groups: ${key.groups.join(',') || '-'}) created; ` +
+            `key "${key.name}" (${key.id}, groups: ${key.groups.join(',') || '-'}${key.admin ? ', admin' : ''}) created; ` +
               'this is the only time it is shown: store it now\n',
           );
         }
@@ -112,6 +118,7 @@ export function registerKeysCommands(program: Command): void {
             key.id,
             `${key.prefix}…`,
             `groups=${key.groups.join(',') || '-'}`,
+            `role=${key.admin ? 'admin' : 'agent'}`,
             `created=${key.createdAt.toISOString()}`,
             `last-used=${key.lastUsedAt?.toISOString() ?? 'never'}`,
             key.revokedAt === undefined ? 'active' : `revoked=${key.revokedAt.toISOString()}`,
