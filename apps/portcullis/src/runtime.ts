@@ -95,7 +95,7 @@ export async function startGatewayRuntime(config: Config, logger: Logger): Promi
     pool,
     policy,
     sessionLog,
-    admin: createAdminApi(sessionLog.store),
+    admin: createAdminApi({ store: sessionLog.store, config, upstreams: upstreamAdmin }),
     close: async () => {
       policy.close();
       await upstreamAdmin.close();

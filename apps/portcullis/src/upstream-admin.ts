@@ -12,6 +12,7 @@ import {
   listManagedUpstreams,
   type ManagedUpstream,
   managedUpstreamsRevision,
+  type PublishedUpstreamStatus,
   publishUpstreamStatus,
   type Store,
   type UpstreamStatusInput,
@@ -120,7 +121,47 @@ export function redactUpstreamConfig(config: UpstreamConfig): UpstreamConfig {
   };
 }
 
-function redactUrlCredentials(url: string): string {
+/**
+ * The inverse of `redactUpstreamConfig` for a definition edited from a redacted one (`upstream set`
+ * through the admin API): an env or header value `[redacted]` takes the stored value of that key,
+ * and a URL equal to the stored URL's redacted form takes the stored URL. `missing` names the
+ * `[redacted]` values that have no stored value to take.
+ */
+export function unredactUpstreamConfig(
+  definition: UpstreamConfig,
+  stored: UpstreamConfig | undefined,
+): { readonly config: UpstreamConfig; readonly missing: readonly string[] } {
+  const missing: string[] = [];
+  const restore = (
+    kind: string,
+    map: Readonly<Record<string, string>>,
+    before: Readonly<Record<string, string>>,
+  ): Record<string, string> =>
+    Object.fromEntries(
+      Object.entries(map).map(([key, value]) => {
+        if (value !== '[redacted]') return [key, value];
+        const kept = before[key];
+        if (kept === undefined) missing.push(`${kind} ${key}`);
+        return [key, kept ?? value];
+      }),
+    );
+  if (definition.transport === 'stdio') {
+    const before = stored?.transport === 'stdio' ? stored.env : {};
+    return { config: { ...definition, env: restore('env', definition.env, before) }, missing };
+  }
+  const previous = stored !== undefined && stored.transport !== 'stdio' ? stored : undefined;
+  const url =
+    previous !== undefined && definition.url !== previous.url && definition.url === redactUrlCredentials(previous.url)
+      ? previous.url
+      : definition.url;
+  return {
+    config: { ...definition, url, headers: restore('header', definition.headers, previous?.headers ?? {}) },
+    missing,
+  };
+}
+
+/** The URL with any user name shown as `[redacted]` and any password dropped. */
+export function redactUrlCredentials(url: string): string {
   try {
     const parsed = new URL(url);
     if (parsed.username === '' && parsed.password === '') return url;
@@ -146,8 +187,12 @@ export interface UpstreamAdminOptions {
 }
 
 export interface UpstreamAdmin {
-  /** Reads the store now and applies what changed. */
+  /** Reads the store now and applies what changed (joins a read already under way). */
   sync(): Promise<void>;
+  /** Like `sync`, but the read starts after this call: a change written before it is applied on return. */
+  refresh(): Promise<void>;
+  /** This instance's upstream status now, as it publishes it (newest report: now). */
+  liveStatus(): Promise<PublishedUpstreamStatus[]>;
   close(): Promise<void>;
 }
 
@@ -197,28 +242,32 @@ export function startUpstreamAdmin(options: UpstreamAdminOptions): UpstreamAdmin
     return syncing;
   };
 
+  const collect = async (): Promise<UpstreamStatusInput[]> => {
+    const statuses: UpstreamStatusInput[] = [];
+    const catalog = await catalogNames(gateway);
+    for (const report of pool.report()) {
+      statuses.push({
+        name: report.name,
+        transport: report.transport,
+        status: report.status,
+        era: report.era,
+        protocolVersion: report.protocolVersion,
+        lastError: report.lastError,
+        catalog: catalog.get(report.name) ?? {},
+      });
+    }
+    for (const [name, problem] of [...secretErrors, ...invalid]) {
+      statuses.push({ name, transport: 'unknown', status: 'failing', lastError: problem, catalog: {} });
+    }
+    return statuses;
+  };
+
   let publishing = false;
   const publish = async (): Promise<void> => {
     if (publishing || closed) return;
     publishing = true;
     try {
-      const statuses: UpstreamStatusInput[] = [];
-      const catalog = await catalogNames(gateway);
-      for (const report of pool.report()) {
-        statuses.push({
-          name: report.name,
-          transport: report.transport,
-          status: report.status,
-          era: report.era,
-          protocolVersion: report.protocolVersion,
-          lastError: report.lastError,
-          catalog: catalog.get(report.name) ?? {},
-        });
-      }
-      for (const [name, problem] of [...secretErrors, ...invalid]) {
-        statuses.push({ name, transport: 'unknown', status: 'failing', lastError: problem, catalog: {} });
-      }
-      await publishUpstreamStatus(store, store.instance, statuses);
+      await publishUpstreamStatus(store, store.instance, await collect());
     } catch (error) {
       logger.warn({ err: describeError(error) }, 'cannot publish upstream status');
     } finally {
@@ -238,6 +287,14 @@ export function startUpstreamAdmin(options: UpstreamAdminOptions): UpstreamAdmin
 
   return {
     sync,
+    refresh: async () => {
+      await syncing?.catch(() => undefined);
+      await sync();
+    },
+    liveStatus: async () => {
+      const reportedAt = new Date();
+      return (await collect()).map((status) => ({ ...status, instance: store.instance, reportedAt }));
+    },
     close: async () => {
       closed = true;
       clearInterval(poll);

@@ -7,8 +7,8 @@ export const ADMIN_PREFIX = '/admin/v1/';
 
 /**
  * A refusal the admin API answers with `status` and `{ error: { reason, message } }`. The
- * application throws it from its handlers (unknown → 404, decided or expired → 409, not allowed →
- * 403, bad input → 400); anything else is answered 500 without details.
+ * application throws it from its handlers (unknown → 404, decided, expired or already existing →
+ * 409, not allowed → 403, bad input → 400); anything else is answered 500 without details.
  */
 export class AdminApiError extends Error {
   constructor(
@@ -33,6 +33,26 @@ export interface AdminApi {
     approve(identity: Identity, id: string, body: { readonly note?: string }): Promise<unknown>;
     deny(identity: Identity, id: string, body: { readonly reason: string }): Promise<unknown>;
   };
+  /** Upstream management: the application answers 403 `admin.required` to an identity that is no admin. */
+  readonly upstreams: {
+    list(identity: Identity): Promise<unknown>;
+    get(identity: Identity, name: string): Promise<unknown>;
+    test(identity: Identity, name: string, body: { readonly timeoutMs?: number }): Promise<unknown>;
+    /** Adds or replaces `name` with `definition`; `onlyCreate` (`If-None-Match: *`): refuse an existing one. */
+    put(
+      identity: Identity,
+      name: string,
+      definition: Record<string, unknown>,
+      options: { readonly onlyCreate: boolean },
+    ): Promise<unknown>;
+    setEnabled(identity: Identity, name: string, enabled: boolean): Promise<unknown>;
+    remove(identity: Identity, name: string): Promise<unknown>;
+  };
+  /** Reconciles the upstreams with `document.upstreams` (only reports the plan with `dryRun`); admins only. */
+  apply(
+    identity: Identity,
+    body: { readonly document: Record<string, unknown>; readonly dryRun: boolean; readonly source?: string },
+  ): Promise<unknown>;
 }
 
 export interface AdminRequestOptions {
@@ -77,6 +97,14 @@ async function readObject(req: IncomingMessage, limit: number): Promise<Record<s
   return parsed as Record<string, unknown>;
 }
 
+function optionalNumber(body: Record<string, unknown>, field: string): number | undefined {
+  const value = body[field];
+  if (value === undefined || value === null) return undefined;
+  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0)
+    throw new AdminApiError(400, 'body.invalid', `"${field}" must be a positive number`);
+  return value;
+}
+
 function optionalText(body: Record<string, unknown>, field: string): string | undefined {
   const value = body[field];
   if (value === undefined || value === null) return undefined;
@@ -88,7 +116,10 @@ function optionalText(body: Record<string, unknown>, field: string): string | un
  * Serves one request under `/admin/v1/`: `Authorization: Bearer <API key>` is required (401
  * otherwise, also when anonymous MCP access is enabled), then
  * - `GET approvals[?status=S]`, `GET approvals/:id`,
- * - `POST approvals/:id/approve {note?}`, `POST approvals/:id/deny {reason}`.
+ * - `POST approvals/:id/approve {note?}`, `POST approvals/:id/deny {reason}`,
+ * - `GET upstreams`, `GET upstreams/:name`, `PUT upstreams/:name <definition>` (`If-None-Match: *`:
+ *   only create), `DELETE upstreams/:name`, `POST upstreams/:name/enable|disable|test {timeoutMs?}`,
+ * - `POST apply {document, dryRun?, source?}`.
  */
 export async function handleAdminRequest(
   req: IncomingMessage,
@@ -158,6 +189,26 @@ export async function handleAdminRequest(
       }
       return sendJson(res, 200, await approvals.deny(identity, id, { reason }));
     }
+    if (parts[0] === 'upstreams') return await routeUpstreams(req, res, url, parts, identity, options);
+    if (parts[0] === 'apply' && parts.length === 1) {
+      if (method !== 'POST') return notAllowed(req, res, 'POST');
+      const body = await readObject(req, options.maxBodyBytes);
+      const document = body.document;
+      if (typeof document !== 'object' || document === null || Array.isArray(document))
+        throw new AdminApiError(400, 'body.invalid', '"document" must be a configuration object with "upstreams"');
+      const dryRun = body.dryRun ?? false;
+      if (typeof dryRun !== 'boolean') throw new AdminApiError(400, 'body.invalid', '"dryRun" must be a boolean');
+      const source = optionalText(body, 'source');
+      return sendJson(
+        res,
+        200,
+        await options.api.apply(identity, {
+          document: document as Record<string, unknown>,
+          dryRun,
+          ...(source === undefined ? {} : { source }),
+        }),
+      );
+    }
     req.resume();
     return sendError(res, 404, 'not_found', `no admin endpoint ${url.pathname}`);
   } catch (error) {
@@ -176,6 +227,48 @@ export async function handleAdminRequest(
     }
     return sendError(res, 500, 'internal', 'Internal error');
   }
+}
+
+async function routeUpstreams(
+  req: IncomingMessage,
+  res: ServerResponse,
+  url: URL,
+  parts: readonly string[],
+  identity: Identity,
+  options: AdminRequestOptions,
+): Promise<void> {
+  const { upstreams } = options.api;
+  const method = req.method ?? 'GET';
+  const name = parts[1];
+  if (name === undefined) {
+    if (method !== 'GET') return notAllowed(req, res, 'GET');
+    return sendJson(res, 200, await upstreams.list(identity));
+  }
+  if (parts.length === 2) {
+    if (method === 'GET') return sendJson(res, 200, await upstreams.get(identity, name));
+    if (method === 'DELETE') {
+      req.resume();
+      return sendJson(res, 200, await upstreams.remove(identity, name));
+    }
+    if (method === 'PUT') {
+      const definition = await readObject(req, options.maxBodyBytes);
+      const onlyCreate = req.headers['if-none-match'] === '*';
+      return sendJson(res, 200, await upstreams.put(identity, name, definition, { onlyCreate }));
+    }
+    return notAllowed(req, res, 'GET, PUT, DELETE');
+  }
+  const verb = parts[2];
+  if (parts.length === 3 && (verb === 'enable' || verb === 'disable' || verb === 'test')) {
+    if (method !== 'POST') return notAllowed(req, res, 'POST');
+    const body = await readObject(req, options.maxBodyBytes);
+    if (verb === 'test') {
+      const timeoutMs = optionalNumber(body, 'timeoutMs');
+      return sendJson(res, 200, await upstreams.test(identity, name, timeoutMs === undefined ? {} : { timeoutMs }));
+    }
+    return sendJson(res, 200, await upstreams.setEnabled(identity, name, verb === 'enable'));
+  }
+  req.resume();
+  return sendError(res, 404, 'not_found', `no admin endpoint ${url.pathname}`);
 }
 
 function notAllowed(req: IncomingMessage, res: ServerResponse, allow: string): void {

@@ -7,8 +7,17 @@ import {
   describeReviewers,
   type Store,
 } from '@portcullis/store';
-import { type Command, InvalidArgumentError, Option } from 'commander';
+import { type Command, InvalidArgumentError } from 'commander';
 import { approvalFromJson, approvalToJson } from '../admin-api.js';
+import {
+  type AdminClient,
+  adminClientFor,
+  CommandFailed,
+  type ExitCodesByStatus,
+  type GatewayTargetOptions,
+  gatewayOption,
+  keyOption,
+} from '../admin-client.js';
 import {
   CheckFailed,
   loadConfigForCommand,
@@ -83,81 +92,16 @@ function details(record: ApprovalRecord): string {
 }
 
 /** How the CLI reaches approvals: a running gateway's admin API, or the store directly. */
-interface TargetOptions {
+interface TargetOptions extends GatewayTargetOptions {
   readonly config?: string;
-  readonly gateway?: string;
-  readonly key?: string;
 }
 
-/** A failure with its exit code and a message that never carries the API key. */
-class CommandFailed extends Error {
-  constructor(
-    readonly exitCode: number,
-    message: string,
-  ) {
-    super(message);
-  }
-}
-
-/** A running gateway's admin API (`--gateway URL`, authenticated with `--key` / PORTCULLIS_API_KEY). */
-class AdminClient {
-  private readonly base: string;
-
-  constructor(
-    url: string,
-    private readonly key: string,
-  ) {
-    this.base = url.replace(/\/+$/, '').replace(/\/mcp$/, '');
-  }
-
-  async call(method: 'GET' | 'POST', path: string, body?: Record<string, unknown>): Promise<unknown> {
-    let response: Response;
-    try {
-      response = await fetch(`${this.base}/admin/v1/${path}`, {
-        method,
-        headers: {
-          authorization: `Bearer ${this.key}`,
-          ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-        },
-        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-      });
-    } catch (error) {
-      throw new CommandFailed(1, `cannot reach the gateway at ${this.base}: ${describeError(error)}`);
-    }
-    const text = await response.text();
-    let parsed: unknown;
-    try {
-      parsed = text === '' ? undefined : JSON.parse(text);
-    } catch {
-      parsed = undefined;
-    }
-    if (response.ok) return parsed;
-    const message =
-      (parsed as { error?: { message?: unknown } } | undefined)?.error?.message ?? `HTTP ${response.status}`;
-    const said = typeof message === 'string' ? message : `HTTP ${response.status}`;
-    switch (response.status) {
-      case 401:
-        throw new CommandFailed(2, `the gateway refused the API key (401): ${said}`);
-      case 403:
-        throw new CommandFailed(ApprovalExit.NotAllowed, said);
-      case 404:
-      case 409:
-        throw new CommandFailed(ApprovalExit.Refused, said);
-      case 400:
-        throw new CommandFailed(2, said);
-      default:
-        throw new CommandFailed(1, `the gateway answered ${response.status}: ${said}`);
-    }
-  }
-}
-
-function adminClient(options: TargetOptions): AdminClient | undefined {
-  if (options.gateway === undefined || options.gateway === '') return undefined;
-  if (options.key === undefined || options.key === '') {
-    throw new CommandFailed(2, '--gateway needs an API key: --key KEY or the environment variable PORTCULLIS_API_KEY');
-  }
-  return new AdminClient(options.gateway, options.key);
-}
+/** The admin API's refusals as exit codes: 403 may not decide, 404/409 unknown, expired or decided. */
+const APPROVAL_EXITS: ExitCodesByStatus = {
+  403: ApprovalExit.NotAllowed,
+  404: ApprovalExit.Refused,
+  409: ApprovalExit.Refused,
+};
 
 /**
  * Runs `viaGateway` when `--gateway` (or PORTCULLIS_GATEWAY_URL) is given, `viaStore` otherwise, and
@@ -169,7 +113,7 @@ async function run(
   viaStore: (store: Store) => Promise<void>,
 ): Promise<void> {
   try {
-    const client = adminClient(options);
+    const client = adminClientFor(options, APPROVAL_EXITS);
     if (client !== undefined) return await viaGateway(client);
     if (options.config === undefined) {
       throw new CommandFailed(2, 'either --gateway URL (a running gateway) or -c/--config FILE (the store) is needed');
@@ -220,12 +164,6 @@ interface DecideOptions extends TargetOptions {
   readonly output: OutputFormat;
 }
 
-const gatewayOption = () =>
-  new Option('--gateway <url>', "a running gateway's URL: use its admin API, authenticated with the API key").env(
-    'PORTCULLIS_GATEWAY_URL',
-  );
-const keyOption = () =>
-  new Option('--key <key>', 'the API key for --gateway (prefer the environment variable)').env('PORTCULLIS_API_KEY');
 const configOption = '-c, --config <file>';
 const configHelp = 'configuration file (YAML or JSON): work directly on its store (without --gateway)';
 

@@ -1,39 +1,31 @@
 import { userInfo } from 'node:os';
-import { type Config, resolveUpstream, type UpstreamConfig, UpstreamSchema } from '@portcullis/config';
-import { describeError, UPSTREAM_NAME_PATTERN } from '@portcullis/core';
-import {
-  changeManagedUpstreams,
-  listManagedUpstreams,
-  listUpstreamStatus,
-  type PublishedUpstreamStatus,
-  type Store,
-} from '@portcullis/store';
-import { createUpstreamConnection } from '@portcullis/upstream';
+import type { UpstreamConfig } from '@portcullis/config';
+import { describeError } from '@portcullis/core';
 import { type Command, InvalidArgumentError, Option } from 'commander';
-import pino from 'pino';
-import { loadConfigForCommand, type OutputFormat, openStoreForCommand, parseOutputFormat } from '../session-log.js';
 import {
-  type EffectiveUpstream,
-  effectiveUpstreams,
-  redactUpstreamConfig,
-  resolveSpecSecrets,
-  type UpstreamSource,
-} from '../upstream-admin.js';
+  type AdminClient,
+  adminClientFor,
+  CommandFailed,
+  type GatewayTargetOptions,
+  gatewayOption,
+  keyOption,
+} from '../admin-client.js';
+import { loadConfigForCommand, type OutputFormat, openStoreForCommand, parseOutputFormat } from '../session-log.js';
+import { progressBar } from '../terminal.js';
+import {
+  type ApplyPlan,
+  type ApplyResult,
+  checkName,
+  parseDefinition,
+  storeBackend,
+  type TestReport,
+  type UpstreamBackend,
+  type UpstreamDetail,
+  UpstreamExit,
+  type UpstreamRow,
+} from '../upstream-ops.js';
 
-/** Exit codes of `portcullis upstream …` and `apply`. */
-export const UpstreamExit = { Ok: 0, Failure: 1, BadInput: 2, Unknown: 3 } as const;
-
-/** Published status older than this is ignored (its gateway is gone or stalled). */
-export const STATUS_FRESH_MS = 10_000;
-
-export class UpstreamCommandError extends Error {
-  constructor(
-    readonly exitCode: number,
-    message: string,
-  ) {
-    super(message);
-  }
-}
+export { UpstreamExit };
 
 export function defaultActor(): string {
   try {
@@ -97,11 +89,9 @@ interface DefinitionFlags {
   /** `--sandbox` / `--not-sandbox`: whether `replay --execute` may re-run recorded calls against it. */
   readonly sandbox?: boolean;
   readonly notSandbox?: boolean;
-}
-
-interface CommonOptions {
-  readonly config: string;
-  readonly as?: string;
+  /** `--unset-env KEY` / `--unset-header KEY` (repeatable, `set`): entries to remove. */
+  readonly unsetEnv?: readonly string[];
+  readonly unsetHeader?: readonly string[];
 }
 
 function addDefinitionOptions(command: Command): Command {
@@ -126,16 +116,34 @@ function addDefinitionOptions(command: Command): Command {
     .option('--not-sandbox', 'clear --sandbox');
 }
 
-function addCommonOptions(command: Command): Command {
-  return command
-    .requiredOption('-c, --config <file>', 'configuration file (YAML or JSON): names the store')
-    .option('--as <name>', 'who makes the change, for the admin audit (default: the OS user)');
+/** A `KEY` of `--unset-env` / `--unset-header`, collected. */
+function collectKey(value: string, previous: readonly string[] | undefined): string[] {
+  if (value === '' || value.includes('=')) throw new InvalidArgumentError(`expected a KEY, got "${value}"`);
+  return [...(previous ?? []), value];
+}
+
+/** `map` with `unset` removed; exit 2 naming a key it does not hold or one also being set. */
+function withoutKeys(
+  map: Readonly<Record<string, string>>,
+  unset: readonly string[] | undefined,
+  set: Readonly<Record<string, string>> | undefined,
+  flag: string,
+): Record<string, string> {
+  const result = { ...map };
+  for (const key of unset ?? []) {
+    if (set !== undefined && key in set)
+      throw new CommandFailed(UpstreamExit.BadInput, `${flag} ${key}: that key is also being set`);
+    if (!(key in result))
+      throw new CommandFailed(UpstreamExit.BadInput, `${flag} ${key}: the upstream has no such key`);
+    delete result[key];
+  }
+  return result;
 }
 
 /** Builds a definition from flags, over `base` (for `set`). */
 export function definitionFromFlags(flags: DefinitionFlags, base: UpstreamConfig | undefined): UpstreamConfig {
   if (flags.stdio !== undefined && flags.url !== undefined)
-    throw new UpstreamCommandError(UpstreamExit.BadInput, '--stdio and --url exclude each other');
+    throw new CommandFailed(UpstreamExit.BadInput, '--stdio and --url exclude each other');
   const common: Record<string, unknown> = {};
   if (base !== undefined) {
     for (const key of [
@@ -156,133 +164,139 @@ export function definitionFromFlags(flags: DefinitionFlags, base: UpstreamConfig
   if (flags.disabled === true) common.disabled = true;
   if (flags.enabled === true) common.disabled = false;
   if (flags.sandbox === true && flags.notSandbox === true)
-    throw new UpstreamCommandError(UpstreamExit.BadInput, '--sandbox and --not-sandbox exclude each other');
+    throw new CommandFailed(UpstreamExit.BadInput, '--sandbox and --not-sandbox exclude each other');
   if (flags.sandbox === true) common.sandbox = true;
   if (flags.notSandbox === true) delete common.sandbox;
   let raw: Record<string, unknown>;
   if (flags.stdio !== undefined || (flags.url === undefined && base?.transport === 'stdio')) {
     const previous = base?.transport === 'stdio' ? base : undefined;
-    if (flags.header !== undefined)
-      throw new UpstreamCommandError(UpstreamExit.BadInput, '--header is for HTTP upstreams');
+    if (flags.header !== undefined || flags.unsetHeader !== undefined)
+      throw new CommandFailed(UpstreamExit.BadInput, '--header and --unset-header are for HTTP upstreams');
     if (flags.transport !== undefined)
-      throw new UpstreamCommandError(UpstreamExit.BadInput, '--transport is for HTTP upstreams (with --url)');
+      throw new CommandFailed(UpstreamExit.BadInput, '--transport is for HTTP upstreams (with --url)');
     const words = flags.stdio !== undefined ? splitCommandLine(flags.stdio) : undefined;
     if (words !== undefined && words.length === 0)
-      throw new UpstreamCommandError(UpstreamExit.BadInput, '--stdio needs a command');
+      throw new CommandFailed(UpstreamExit.BadInput, '--stdio needs a command');
     raw = {
       transport: 'stdio',
       command: words?.[0] ?? previous?.command,
       args: words !== undefined ? words.slice(1) : (previous?.args ?? []),
-      env: { ...previous?.env, ...flags.env },
+      env: withoutKeys({ ...previous?.env, ...flags.env }, flags.unsetEnv, flags.env, '--unset-env'),
       ...(flags.cwd !== undefined ? { cwd: flags.cwd } : previous?.cwd !== undefined ? { cwd: previous.cwd } : {}),
       ...common,
     };
   } else if (flags.url !== undefined || base !== undefined) {
     const previous = base !== undefined && base.transport !== 'stdio' ? base : undefined;
-    if (flags.env !== undefined || flags.cwd !== undefined)
-      throw new UpstreamCommandError(UpstreamExit.BadInput, '--env and --cwd are for stdio upstreams');
+    if (flags.env !== undefined || flags.cwd !== undefined || flags.unsetEnv !== undefined)
+      throw new CommandFailed(UpstreamExit.BadInput, '--env, --unset-env and --cwd are for stdio upstreams');
     raw = {
       transport: flags.transport ?? previous?.transport ?? 'streamable-http',
       url: flags.url ?? previous?.url,
-      headers: { ...previous?.headers, ...flags.header },
+      headers: withoutKeys(
+        { ...previous?.headers, ...flags.header },
+        flags.unsetHeader,
+        flags.header,
+        '--unset-header',
+      ),
       ...common,
     };
   } else {
-    throw new UpstreamCommandError(UpstreamExit.BadInput, 'give --stdio "CMD ARGS" or --url URL');
+    throw new CommandFailed(UpstreamExit.BadInput, 'give --stdio "CMD ARGS" or --url URL');
   }
-  const parsed = UpstreamSchema.safeParse(raw);
-  if (!parsed.success) {
-    const problems = parsed.error.issues.map((issue) => `${issue.path.join('.') || 'upstream'}: ${issue.message}`);
-    throw new UpstreamCommandError(UpstreamExit.BadInput, `invalid upstream: ${problems.join('; ')}`);
-  }
-  return parsed.data;
+  return parseDefinition(raw);
 }
 
-/** The upstreams in force for `config`'s store. */
-export async function currentUpstreams(config: Config, store: Store): Promise<readonly EffectiveUpstream[]> {
-  return effectiveUpstreams(config, await listManagedUpstreams(store)).upstreams;
+const path = (name: string, verb?: string): string =>
+  `upstreams/${encodeURIComponent(name)}${verb === undefined ? '' : `/${verb}`}`;
+
+function gatewayBackend(client: AdminClient): UpstreamBackend {
+  const show = async (name: string) => (await client.call('GET', path(name))) as UpstreamDetail;
+  return {
+    list: async () => (await client.call('GET', 'upstreams')) as UpstreamRow[],
+    show,
+    definition: async (name) => (await show(name)).definition,
+    test: async (name, timeoutMs) => (await client.call('POST', path(name, 'test'), { timeoutMs })) as TestReport,
+    put: async (name, definition, onlyCreate) => {
+      const answer = await client.call('PUT', path(name), definition, onlyCreate ? { 'if-none-match': '*' } : {});
+      return (answer as { action: string }).action;
+    },
+    setEnabled: async (name, enabled) => {
+      await client.call('POST', path(name, enabled ? 'enable' : 'disable'));
+    },
+    remove: async (name) => {
+      await client.call('DELETE', path(name));
+    },
+    apply: async (desired, source, dryRun) =>
+      (await client.call('POST', 'apply', {
+        document: { upstreams: Object.fromEntries(desired) },
+        dryRun,
+        source,
+      })) as ApplyResult,
+  };
 }
 
-function findUpstream(upstreams: readonly EffectiveUpstream[], name: string): EffectiveUpstream {
-  const found = upstreams.find((upstream) => upstream.name === name);
-  if (found === undefined) {
-    const known = upstreams.map((upstream) => upstream.name).join(', ') || 'none';
-    throw new UpstreamCommandError(UpstreamExit.Unknown, `no upstream named "${name}" (known: ${known})`);
-  }
-  return found;
+/** `--gateway`, `--key`, `-c`, `--as`: where a command works and who it says makes the change. */
+export interface UpstreamTargetOptions extends GatewayTargetOptions {
+  readonly config?: string;
+  readonly as?: string;
 }
 
-function checkName(name: string): void {
-  if (!UPSTREAM_NAME_PATTERN.test(name))
-    throw new UpstreamCommandError(
-      UpstreamExit.BadInput,
-      `invalid upstream name "${name}": lowercase letters, digits and "-", starting with a letter`,
-    );
-}
-
-/** Opens the store named by `--config`, runs `work`, closes it, and turns errors into exit codes. */
-async function withStore(configFile: string, work: (config: Config, store: Store) => Promise<void>): Promise<void> {
-  const config = await loadConfigForCommand(configFile);
-  const store = await openStoreForCommand(config, { migrate: true });
+/**
+ * Runs `work` on the backend the options name (exit 2 when neither `--gateway` nor `-c`, or `--as`
+ * with `--gateway`: the API key is who makes the change) and turns failures into messages and exit
+ * codes.
+ */
+export async function withUpstreamBackend(
+  options: UpstreamTargetOptions,
+  work: (backend: UpstreamBackend) => Promise<void>,
+): Promise<void> {
   try {
-    await work(config, store);
+    const client = adminClientFor(options, { 403: UpstreamExit.NotAdmin, 404: UpstreamExit.Unknown });
+    if (client !== undefined) {
+      if (options.as !== undefined)
+        throw new CommandFailed(
+          UpstreamExit.BadInput,
+          '--as cannot be used with --gateway: the API key is who makes the change',
+        );
+      return await work(gatewayBackend(client));
+    }
+    if (options.config === undefined)
+      throw new CommandFailed(
+        UpstreamExit.BadInput,
+        'either --gateway URL (a running gateway) or -c/--config FILE (the store) is needed',
+      );
+    const config = await loadConfigForCommand(options.config);
+    const store = await openStoreForCommand(config, { migrate: true });
+    try {
+      await work(
+        storeBackend(config, store, { actor: options.as ?? defaultActor(), via: 'cli' }, { progress: progressBar }),
+      );
+    } finally {
+      await store.close();
+    }
   } catch (error) {
-    if (error instanceof UpstreamCommandError) {
+    if (error instanceof CommandFailed) {
       process.stderr.write(`portcullis: ${error.message}\n`);
       process.exitCode = error.exitCode;
     } else {
       process.stderr.write(`portcullis: ${describeError(error)}\n`);
       process.exitCode = UpstreamExit.Failure;
     }
-  } finally {
-    await store.close();
   }
 }
 
-function target(config: UpstreamConfig): string {
-  const redacted = redactUpstreamConfig(config);
-  if (redacted.transport === 'stdio') return [redacted.command, ...redacted.args].join(' ');
-  return redacted.url;
+function addTargetOptions(command: Command): Command {
+  return command
+    .option('-c, --config <file>', 'configuration file (YAML or JSON): work directly on its store (without --gateway)')
+    .addOption(gatewayOption())
+    .addOption(keyOption());
 }
 
-/** One row of `upstream list`. */
-export interface UpstreamRow {
-  readonly name: string;
-  readonly source: UpstreamSource;
-  readonly transport: string;
-  readonly target: string;
-  /** connected | connecting | failing | disabled | unknown (no running gateway reported it) */
-  readonly status: string;
-  readonly era: string | null;
-  readonly protocolVersion: string | null;
-  readonly tools: number | null;
-  readonly lastError: string | null;
-  /** Gateway instances that reported it recently. */
-  readonly instances: number;
-  readonly reportedAt: string | null;
-}
-
-function freshest(statuses: readonly PublishedUpstreamStatus[], name: string): PublishedUpstreamStatus[] {
-  return statuses.filter((status) => status.name === name);
-}
-
-function rowFor(upstream: EffectiveUpstream, statuses: readonly PublishedUpstreamStatus[]): UpstreamRow {
-  const reports = freshest(statuses, upstream.name);
-  const latest = reports[0];
-  const status = upstream.config.disabled ? 'disabled' : (latest?.status ?? 'unknown');
-  return {
-    name: upstream.name,
-    source: upstream.source,
-    transport: upstream.config.transport,
-    target: target(upstream.config),
-    status,
-    era: latest?.era ?? null,
-    protocolVersion: latest?.protocolVersion ?? null,
-    tools: latest === undefined ? null : (latest.catalog.tools?.length ?? 0),
-    lastError: latest?.lastError ?? null,
-    instances: new Set(reports.map((report) => report.instance)).size,
-    reportedAt: latest?.reportedAt.toISOString() ?? null,
-  };
+function addChangeOptions(command: Command): Command {
+  return addTargetOptions(command).option(
+    '--as <name>',
+    'without --gateway: who makes the change, for the admin audit (default: the OS user)',
+  );
 }
 
 export function renderTable(headers: readonly string[], rows: readonly (readonly string[])[]): string {
@@ -299,276 +313,176 @@ function writeJson(value: unknown): void {
   process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
 }
 
-async function change(
-  store: Store,
-  options: CommonOptions,
-  name: string,
-  action: string,
-  definition: UpstreamConfig | undefined,
-  details: Record<string, unknown> = {},
-): Promise<void> {
-  await changeManagedUpstreams(store, [
-    {
-      name,
-      definition: definition as Record<string, unknown> | undefined,
-      actor: options.as ?? defaultActor(),
-      action,
-      details: definition === undefined ? details : { ...details, definition: redactUpstreamConfig(definition) },
-    },
-  ]);
+function listText(rows: readonly UpstreamRow[]): string {
+  if (rows.length === 0) return 'no upstreams\n';
+  return `${renderTable(
+    ['NAME', 'SOURCE', 'TRANSPORT', 'STATUS', 'ERA', 'PROTOCOL', 'TOOLS', 'LAST ERROR'],
+    rows.map((row) => [
+      row.name,
+      row.source,
+      row.transport,
+      row.status,
+      row.era ?? '-',
+      row.protocolVersion ?? '-',
+      row.tools === null ? '-' : String(row.tools),
+      row.lastError ?? '',
+    ]),
+  )}\n`;
+}
+
+function showText(shown: UpstreamDetail): string {
+  const lines = [
+    `${shown.name} (${shown.source}, ${shown.transport}): ${shown.status}${shown.era ? `, ${shown.era} era` : ''}${shown.protocolVersion ? `, protocol ${shown.protocolVersion}` : ''}`,
+    `  target: ${shown.target}`,
+  ];
+  if (shown.lastError) lines.push(`  last error: ${shown.lastError}`);
+  const definition = shown.definition;
+  const map = definition.transport === 'stdio' ? definition.env : definition.headers;
+  for (const [key, value] of Object.entries(map))
+    lines.push(`  ${definition.transport === 'stdio' ? 'env' : 'header'} ${key}=${value}`);
+  for (const kind of ['tools', 'prompts', 'resources', 'resourceTemplates'] as const) {
+    const names = shown[kind];
+    lines.push(`${kind} (${names.length}):`);
+    for (const item of names) lines.push(`  ${item}`);
+  }
+  if (shown.status === 'unknown') lines.push('(no running gateway has reported this upstream in the last 10 s)');
+  return `${lines.join('\n')}\n`;
+}
+
+function testText(report: TestReport): string {
+  const lines = [
+    `${report.name}: ${report.ok ? 'ok' : 'FAILED'}${report.error ? ` — ${report.error}` : ''}`,
+    ...report.steps.map(
+      (step) =>
+        `  ${step.step.padEnd(16)} ${String(step.ms).padStart(6)} ms  ${step.ok ? step.detail : `FAILED ${step.detail}`}`,
+    ),
+  ];
+  if (report.era) lines.push(`  era ${report.era}, protocol ${report.protocolVersion ?? '?'}`);
+  if (report.serverInfo) lines.push(`  server ${report.serverInfo.name} ${report.serverInfo.version}`);
+  return `${lines.join('\n')}\n`;
+}
+
+/** The diff lines of an apply plan and its summary. */
+export function planText(plan: ApplyPlan): string {
+  const lines = [
+    ...plan.added.map((name) => `+ ${name}`),
+    ...plan.changed.map((c) => `~ ${c.name} (${c.fields.join(', ')})`),
+    ...plan.removed.map((name) => `- ${name}`),
+  ];
+  const summary = `${plan.added.length} to add, ${plan.changed.length} to change, ${plan.removed.length} to remove, ${plan.unchanged.length} unchanged`;
+  return `${[...lines, summary].join('\n')}\n`;
 }
 
 const EFFECT = 'running gateways sharing this store apply it within about a second';
+
+const EXITS_HELP = `exit codes: 0 ok, ${UpstreamExit.Failure} failure or gateway unreachable, ${UpstreamExit.BadInput} bad input or a refused API key, ${UpstreamExit.Unknown} unknown upstream, ${UpstreamExit.NotAdmin} the API key is no admin`;
+
+type ChangeOptions = UpstreamTargetOptions & DefinitionFlags;
 
 /** `portcullis upstream add|set|enable|disable|remove|list|show|test`. */
 export function registerUpstreamCommands(program: Command): void {
   const upstream = program
     .command('upstream')
-    .description('manage upstreams through the store; running gateways sharing it follow within a second');
+    .description(
+      'manage upstreams through a running gateway (--gateway URL, an admin API key) or the store (-c FILE); running gateways follow within a second',
+    )
+    .addHelpText('after', `\n${EXITS_HELP}`);
 
-  addDefinitionOptions(addCommonOptions(upstream.command('add')))
+  addDefinitionOptions(addChangeOptions(upstream.command('add')))
     .description('add an upstream (--stdio "CMD ARGS" or --url URL)')
     .argument('<name>', 'upstream name: lowercase letters, digits, "-"')
-    .action(async (name: string, options: CommonOptions & DefinitionFlags) => {
-      await withStore(options.config, async (config, store) => {
+    .addHelpText('after', `\n${EXITS_HELP}`)
+    .action(async (name: string, options: ChangeOptions) => {
+      await withUpstreamBackend(options, async (backend) => {
         checkName(name);
-        const current = await currentUpstreams(config, store);
-        if (current.some((u) => u.name === name))
-          throw new UpstreamCommandError(
-            UpstreamExit.BadInput,
-            `an upstream named "${name}" exists already (change it with: portcullis upstream set ${name} …)`,
-          );
-        const definition = definitionFromFlags(options, undefined);
-        await change(store, options, name, 'upstream.add', definition);
+        if (options.unsetEnv !== undefined || options.unsetHeader !== undefined)
+          throw new CommandFailed(UpstreamExit.BadInput, '--unset-env and --unset-header are for upstream set');
+        await backend.put(name, definitionFromFlags(options, undefined), true);
         process.stdout.write(`upstream ${name} added (${EFFECT})\n`);
       });
     });
 
-  addDefinitionOptions(addCommonOptions(upstream.command('set')))
+  addDefinitionOptions(addChangeOptions(upstream.command('set')))
     .description('change an upstream: the flags given replace those values, the rest is kept')
     .argument('<name>', 'upstream name')
     .option('--enabled', 'clear --disabled')
-    .action(async (name: string, options: CommonOptions & DefinitionFlags) => {
-      await withStore(options.config, async (config, store) => {
-        const existing = findUpstream(await currentUpstreams(config, store), name);
-        const definition = definitionFromFlags(options, existing.config);
-        await change(store, options, name, 'upstream.set', definition, { from: existing.source });
+    .option('--unset-env <KEY>', 'remove an environment entry of a stdio upstream (repeatable)', collectKey)
+    .option('--unset-header <KEY>', 'remove a header of an HTTP upstream (repeatable)', collectKey)
+    .addHelpText('after', `\n${EXITS_HELP}`)
+    .action(async (name: string, options: ChangeOptions) => {
+      await withUpstreamBackend(options, async (backend) => {
+        const definition = definitionFromFlags(options, await backend.definition(name));
+        await backend.put(name, definition, false);
         process.stdout.write(`upstream ${name} changed (${EFFECT})\n`);
       });
     });
 
-  for (const [verb, disabled] of [
-    ['enable', false],
-    ['disable', true],
+  for (const [verb, enabled] of [
+    ['enable', true],
+    ['disable', false],
   ] as const) {
-    addCommonOptions(upstream.command(verb))
+    addChangeOptions(upstream.command(verb))
       .description(`${verb} an upstream`)
       .argument('<name>', 'upstream name')
-      .action(async (name: string, options: CommonOptions) => {
-        await withStore(options.config, async (config, store) => {
-          const existing = findUpstream(await currentUpstreams(config, store), name);
-          await change(store, options, name, `upstream.${verb}`, { ...existing.config, disabled });
+      .addHelpText('after', `\n${EXITS_HELP}`)
+      .action(async (name: string, options: UpstreamTargetOptions) => {
+        await withUpstreamBackend(options, async (backend) => {
+          await backend.setEnabled(name, enabled);
           process.stdout.write(`upstream ${name} ${verb}d (${EFFECT})\n`);
         });
       });
   }
 
-  addCommonOptions(upstream.command('remove'))
+  addChangeOptions(upstream.command('remove'))
     .description('remove an upstream (a config-file upstream too: the store hides it)')
     .argument('<name>', 'upstream name')
-    .action(async (name: string, options: CommonOptions) => {
-      await withStore(options.config, async (config, store) => {
-        const existing = findUpstream(await currentUpstreams(config, store), name);
-        await change(store, options, name, 'upstream.remove', undefined, { from: existing.source });
+    .addHelpText('after', `\n${EXITS_HELP}`)
+    .action(async (name: string, options: UpstreamTargetOptions) => {
+      await withUpstreamBackend(options, async (backend) => {
+        await backend.remove(name);
         process.stdout.write(`upstream ${name} removed (${EFFECT})\n`);
       });
     });
 
-  upstream
-    .command('list')
+  addTargetOptions(upstream.command('list'))
     .description('every upstream with the status running gateways report')
-    .requiredOption('-c, --config <file>', 'configuration file (YAML or JSON): names the store')
     .option('--output <format>', 'text or json', parseOutputFormat, 'text' as OutputFormat)
-    .action(async (options: { config: string; output: OutputFormat }) => {
-      await withStore(options.config, async (config, store) => {
-        const statuses = await listUpstreamStatus(store, new Date(Date.now() - STATUS_FRESH_MS));
-        const rows = (await currentUpstreams(config, store)).map((u) => rowFor(u, statuses));
-        if (options.output === 'json') return writeJson(rows);
-        if (rows.length === 0) {
-          process.stdout.write('no upstreams\n');
-          return;
-        }
-        process.stdout.write(
-          `${renderTable(
-            ['NAME', 'SOURCE', 'TRANSPORT', 'STATUS', 'ERA', 'PROTOCOL', 'TOOLS', 'LAST ERROR'],
-            rows.map((row) => [
-              row.name,
-              row.source,
-              row.transport,
-              row.status,
-              row.era ?? '-',
-              row.protocolVersion ?? '-',
-              row.tools === null ? '-' : String(row.tools),
-              row.lastError ?? '',
-            ]),
-          )}\n`,
-        );
+    .addHelpText('after', `\n${EXITS_HELP}`)
+    .action(async (options: UpstreamTargetOptions & { output: OutputFormat }) => {
+      await withUpstreamBackend(options, async (backend) => {
+        const rows = await backend.list();
+        if (options.output === 'json') writeJson(rows);
+        else process.stdout.write(listText(rows));
       });
     });
 
-  upstream
-    .command('show')
+  addTargetOptions(upstream.command('show'))
     .description('one upstream: its definition (secrets redacted), status, tools, prompts and resources')
     .argument('<name>', 'upstream name')
-    .requiredOption('-c, --config <file>', 'configuration file (YAML or JSON): names the store')
     .option('--output <format>', 'text or json', parseOutputFormat, 'text' as OutputFormat)
-    .action(async (name: string, options: { config: string; output: OutputFormat }) => {
-      await withStore(options.config, async (config, store) => {
-        const existing = findUpstream(await currentUpstreams(config, store), name);
-        const statuses = await listUpstreamStatus(store, new Date(Date.now() - STATUS_FRESH_MS));
-        const row = rowFor(existing, statuses);
-        const catalog = freshest(statuses, name)[0]?.catalog ?? {};
-        const shown = {
-          ...row,
-          definition: redactUpstreamConfig(existing.config),
-          tools: catalog.tools ?? [],
-          prompts: catalog.prompts ?? [],
-          resources: catalog.resources ?? [],
-          resourceTemplates: catalog.resourceTemplates ?? [],
-        };
-        if (options.output === 'json') return writeJson(shown);
-        const lines = [
-          `${name} (${row.source}, ${row.transport}): ${row.status}${row.era ? `, ${row.era} era` : ''}${row.protocolVersion ? `, protocol ${row.protocolVersion}` : ''}`,
-          `  target: ${row.target}`,
-        ];
-        if (row.lastError) lines.push(`  last error: ${row.lastError}`);
-        const definition = shown.definition;
-        const map = definition.transport === 'stdio' ? definition.env : definition.headers;
-        for (const [key, value] of Object.entries(map))
-          lines.push(`  ${definition.transport === 'stdio' ? 'env' : 'header'} ${key}=${value}`);
-        for (const kind of ['tools', 'prompts', 'resources', 'resourceTemplates'] as const) {
-          const names = shown[kind];
-          lines.push(`${kind} (${names.length}):`);
-          for (const item of names) lines.push(`  ${item}`);
-        }
-        if (row.status === 'unknown') lines.push('(no running gateway has reported this upstream in the last 10 s)');
-        process.stdout.write(`${lines.join('\n')}\n`);
+    .addHelpText('after', `\n${EXITS_HELP}`)
+    .action(async (name: string, options: UpstreamTargetOptions & { output: OutputFormat }) => {
+      await withUpstreamBackend(options, async (backend) => {
+        const shown = await backend.show(name);
+        if (options.output === 'json') writeJson(shown);
+        else process.stdout.write(showText(shown));
       });
     });
 
-  upstream
-    .command('test')
-    .description('connect to an upstream from this process: negotiate, list, with timings; exit 1 on failure')
+  addTargetOptions(upstream.command('test'))
+    .description(
+      'connect to an upstream from this process (with --gateway: from the gateway): negotiate, list, with timings; exit 1 on failure',
+    )
     .argument('<name>', 'upstream name')
-    .requiredOption('-c, --config <file>', 'configuration file (YAML or JSON): names the store')
     .option('--timeout <ms>', 'give up after this long', (value) => Number(value), 15_000)
     .option('--output <format>', 'text or json', parseOutputFormat, 'text' as OutputFormat)
-    .action(async (name: string, options: { config: string; output: OutputFormat; timeout: number }) => {
-      await withStore(options.config, async (config, store) => {
-        const existing = findUpstream(await currentUpstreams(config, store), name);
-        const report = await testUpstream(existing, options.timeout);
+    .addHelpText('after', `\n${EXITS_HELP}`)
+    .action(async (name: string, options: UpstreamTargetOptions & { output: OutputFormat; timeout: number }) => {
+      await withUpstreamBackend(options, async (backend) => {
+        const report = await backend.test(name, options.timeout);
         if (options.output === 'json') writeJson(report);
-        else {
-          const lines = [
-            `${name}: ${report.ok ? 'ok' : 'FAILED'}${report.error ? ` — ${report.error}` : ''}`,
-            ...report.steps.map(
-              (step) =>
-                `  ${step.step.padEnd(16)} ${String(step.ms).padStart(6)} ms  ${step.ok ? step.detail : `FAILED ${step.detail}`}`,
-            ),
-          ];
-          if (report.era) lines.push(`  era ${report.era}, protocol ${report.protocolVersion ?? '?'}`);
-          if (report.serverInfo) lines.push(`  server ${report.serverInfo.name} ${report.serverInfo.version}`);
-          process.stdout.write(`${lines.join('\n')}\n`);
-        }
+        else process.stdout.write(testText(report));
         if (!report.ok) process.exitCode = UpstreamExit.Failure;
       });
     });
-}
-
-export interface TestStep {
-  readonly step: string;
-  readonly ok: boolean;
-  readonly ms: number;
-  readonly detail: string;
-}
-
-export interface TestReport {
-  readonly name: string;
-  readonly ok: boolean;
-  readonly error: string | null;
-  readonly era: string | null;
-  readonly protocolVersion: string | null;
-  readonly serverInfo: { readonly name: string; readonly version: string } | null;
-  readonly steps: readonly TestStep[];
-  readonly totalMs: number;
-}
-
-async function testUpstream(upstream: EffectiveUpstream, timeoutMs: number): Promise<TestReport> {
-  const started = performance.now();
-  const steps: TestStep[] = [];
-  const base = { name: upstream.name, era: null, protocolVersion: null, serverInfo: null };
-  let spec: ReturnType<typeof resolveUpstream>;
-  try {
-    spec = resolveSpecSecrets({ ...resolveUpstream(upstream.name, upstream.config), disabled: false });
-  } catch (error) {
-    return { ...base, ok: false, error: describeError(error), steps, totalMs: 0 };
-  }
-  const connection = createUpstreamConnection(spec, {
-    logger: pino({ level: 'silent' }),
-    clientInfo: { name: 'portcullis-upstream-test', version: '0.1.0' },
-    backoff: { initialMs: 60_000, maxMs: 60_000 },
-  });
-  const timed = async (step: string, work: () => Promise<string>): Promise<boolean> => {
-    const at = performance.now();
-    let timer: NodeJS.Timeout | undefined;
-    try {
-      const detail = await Promise.race([
-        work(),
-        new Promise<never>((_, reject) => {
-          timer = setTimeout(() => reject(new Error(`no answer after ${timeoutMs} ms`)), timeoutMs);
-        }),
-      ]);
-      steps.push({ step, ok: true, ms: Math.round(performance.now() - at), detail });
-      return true;
-    } catch (error) {
-      steps.push({ step, ok: false, ms: Math.round(performance.now() - at), detail: describeError(error) });
-      return false;
-    } finally {
-      clearTimeout(timer);
-    }
-  };
-  try {
-    const connected = await timed('connect', async () => {
-      await connection.ready();
-      return `${connection.era ?? '?'} era, protocol ${connection.protocolVersion ?? '?'}`;
-    });
-    if (connected) {
-      const capabilities = connection.serverCapabilities ?? {};
-      for (const [step, method, key, capability] of [
-        ['tools/list', 'tools/list', 'tools', 'tools'],
-        ['prompts/list', 'prompts/list', 'prompts', 'prompts'],
-        ['resources/list', 'resources/list', 'resources', 'resources'],
-      ] as const) {
-        if (capabilities[capability] === undefined) continue;
-        await timed(step, async () => {
-          const result = await connection.request(method, {});
-          const items = (result as Record<string, unknown>)[key];
-          return `${Array.isArray(items) ? items.length : 0} ${key}`;
-        });
-      }
-    }
-    const failed = steps.find((step) => !step.ok);
-    return {
-      name: upstream.name,
-      ok: failed === undefined,
-      error: failed === undefined ? null : `${failed.step}: ${failed.detail}`,
-      era: connection.era ?? null,
-      protocolVersion: connection.protocolVersion ?? null,
-      serverInfo: connection.serverInfo ?? null,
-      steps,
-      totalMs: Math.round(performance.now() - started),
-    };
-  } finally {
-    await connection.close();
-  }
 }
