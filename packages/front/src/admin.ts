@@ -73,7 +73,7 @@ function sendError(res: ServerResponse, status: number, reason: string, message:
   sendJson(res, status, { error: { reason, message } });
 }
 
-/** The JSON object body of a POST, or an AdminApiError (400, 413). An empty body is `{}`. */
+/** The JSON object body of a POST or PUT, or an AdminApiError (400, 413). An empty body is `{}`. */
 async function readObject(req: IncomingMessage, limit: number): Promise<Record<string, unknown>> {
   const chunks: Buffer[] = [];
   let size = 0;
