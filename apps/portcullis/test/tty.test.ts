@@ -91,11 +91,17 @@ function portcullisInPty(args: string[], env: Record<string, string> = {}): PtyR
   return { screen: () => screen, type: (text) => child.stdin?.write(text), waitFor, exited };
 }
 
+const CTRL_C = '\u0003';
+
 /** Runs `portcullis ARGS` on a terminal, answers the first `[y/N]` prompt, and waits for the exit. */
-async function answered(args: string[], prompt: RegExp, answer: 'y' | 'n'): Promise<{ code: number; screen: string }> {
+async function answered(
+  args: string[],
+  prompt: RegExp,
+  answer: 'y' | 'n' | typeof CTRL_C,
+): Promise<{ code: number; screen: string }> {
   const pty = portcullisInPty(args);
   await pty.waitFor(prompt);
-  pty.type(`${answer}\r`);
+  pty.type(answer === CTRL_C ? answer : `${answer}\r`);
   const code = await pty.exited;
   return { code, screen: pty.screen() };
 }
@@ -224,7 +230,7 @@ describe('the portcullis CLI on a terminal', () => {
     expect(await managed()).toEqual(['extra1', 'extra2']);
   }, 30_000);
 
-  it('sessions prune on a terminal asks: "n" deletes nothing, "y" deletes with a progress bar; the rest verifies', async () => {
+  it('sessions prune on a terminal asks: "n" or Ctrl-C deletes nothing, "y" deletes with a progress bar; the rest verifies', async () => {
     // Two of the recorded sessions are made 40 days old (their row's times only: the event chain is untouched).
     await db?.query(
       `update portcullis_sessions
@@ -251,6 +257,11 @@ describe('the portcullis CLI on a terminal', () => {
     expect(declined.screen).toContain(`2 session(s), ${planned.events} event(s), 2 tool call(s) ended before`);
     expect(declined.screen).toContain('not confirmed; nothing was deleted');
     expect(barFrames(declined.screen)).toEqual([]);
+    expect(await sessionIds()).toEqual(expect.arrayContaining(shortSessions));
+    // Ctrl-C at the prompt is a no as well.
+    const interrupted = await answered(args, prompt, CTRL_C);
+    expect(interrupted.code).toBe(2);
+    expect(interrupted.screen).toContain('not confirmed; nothing was deleted');
     expect(await sessionIds()).toEqual(expect.arrayContaining(shortSessions));
 
     const accepted = await answered(args, prompt, 'y');

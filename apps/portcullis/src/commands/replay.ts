@@ -201,11 +201,29 @@ function placeholderSession(id: string): SessionSummary {
 
 // ---------------------------------------------------------------- show, follow
 
+/** Every recorded event of a session, in sequence order (read in pages: none is left out). */
+async function allEvents(store: Store, sessionId: string): Promise<RecordedEvent[]> {
+  const events: RecordedEvent[] = [];
+  for (;;) {
+    const page = await sessionEvents(store.db, sessionId, { afterSeq: events.at(-1)?.seq ?? 0, limit: EVENT_PAGE });
+    events.push(...page);
+    if (page.length < EVENT_PAGE) return events;
+  }
+}
+
+const EVENT_PAGE = 10_000;
+
+/** When the session started: its row's time, or for a session known only by its events, the first one's. */
+function startOf(session: SessionSummary, firstEvent: RecordedEvent | undefined): string {
+  return session.startedAt === new Date(0).toISOString()
+    ? (firstEvent?.occurredAt ?? session.startedAt)
+    : session.startedAt;
+}
+
 async function show(store: Store, session: SessionSummary, format: ReplayFormat): Promise<void> {
-  const events = await sessionEvents(store.db, session.id);
+  const events = await allEvents(store, session.id);
   const calls = await sessionToolCalls(store.db, session.id);
-  const startedAt =
-    session.startedAt === new Date(0).toISOString() ? (events[0]?.occurredAt ?? session.startedAt) : session.startedAt;
+  const startedAt = startOf(session, events[0]);
   if (format === 'jsonl') {
     const lines = events.map((event) => jsonlRecord(session.id, event));
     process.stdout.write(lines.length === 0 ? '' : `${lines.join('\n')}\n`);
@@ -235,7 +253,8 @@ async function follow(store: Store, initial: SessionSummary, format: ReplayForma
   try {
     const style = styleFor(format === 'text' && colourWanted(process.stdout));
     let session = initial;
-    const timeline = new Timeline(session.startedAt, await sessionToolCalls(store.db, session.id), style);
+    const [first] = await sessionEvents(store.db, session.id, { limit: 1 });
+    const timeline = new Timeline(startOf(session, first), await sessionToolCalls(store.db, session.id), style);
     if (format === 'text')
       process.stdout.write(
         `${headerLines(session)
@@ -314,7 +333,7 @@ async function whatIf(
   config: Config,
   format: ReplayFormat,
 ): Promise<number> {
-  const events = await sessionEvents(store.db, session.id);
+  const events = await allEvents(store, session.id);
   const calls = await sessionToolCalls(store.db, session.id);
   const bySeq = new Map<number, RecordedToolCall>();
   for (const call of calls) if (call.requestSeq !== null) bySeq.set(call.requestSeq, call);
@@ -571,6 +590,7 @@ async function execute(
     await store.flush();
     await linkReplay(store.db, replayId, original.id);
   } finally {
+    bar.end();
     await connection.close().catch(() => undefined);
   }
 
