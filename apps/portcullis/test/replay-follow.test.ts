@@ -2,7 +2,16 @@ import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/cli
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { firstText } from './support/agents.js';
 import { stdioFixture } from './support/gateway.js';
-import { cleanupAll, GATEWAY_BIN, onCleanup, type Spawned, spawnProcess, waitFor } from './support/processes.js';
+import {
+  childPids,
+  cleanupAll,
+  GATEWAY_BIN,
+  isAlive,
+  onCleanup,
+  type Spawned,
+  spawnProcess,
+  waitFor,
+} from './support/processes.js';
 import {
   type FreshDatabase,
   freshDatabase,
@@ -95,7 +104,7 @@ function exitWithin(proc: Spawned, ms: number): Promise<number | string> {
   return Promise.race([proc.exited, new Promise<string>((done) => setTimeout(() => done('still running'), ms))]);
 }
 
-describe('replay --follow on a live session (Postgres)', () => {
+describe('replay --follow (Postgres, beside a live gateway)', () => {
   it('prints each new call within seconds while the session is open, ends when it ends; Ctrl-C stops an open follow', async () => {
     const db = await freshDatabase();
     databases.push(db);
@@ -166,5 +175,44 @@ describe('replay --follow on a live session (Postgres)', () => {
     const verify = await runCli(['audit', 'verify', '--config', configFile, '--session', sessionId]);
     expect(verify.code, verify.stdout).toBe(0);
     expect(await gateway.proc.stop()).toBe(0);
+  }, 60_000);
+
+  it('a session whose gateway died stays followed; pruning it ends the follow (exit 3)', async () => {
+    const db = await freshDatabase();
+    databases.push(db);
+    const configFile = sessionLogConfig({ demo: stdioFixture('demo') }, { url: db.url });
+    const gateway = await serve(configFile);
+    const transport = new StreamableHTTPClientTransport(new URL(gateway.mcpUrl));
+    const agent = new Client({ name: 'follow-e2e', version: '1.0.0' });
+    await agent.connect(transport);
+    onCleanup(() => agent.close());
+    await agent.callTool({ name: 'demo__fixture_echo', arguments: { marker: 'last-words' } });
+    const sessionId = await theOpenSession(configFile);
+
+    // The gateway is killed: its session's end is never recorded.
+    const upstreams = childPids(gateway.proc.pid);
+    gateway.proc.child.kill('SIGKILL');
+    await gateway.proc.exited;
+    for (const pid of upstreams) {
+      try {
+        if (isAlive(pid)) process.kill(pid, 'SIGKILL');
+      } catch {
+        // Exited on its own when its gateway went.
+      }
+    }
+    await agent.close().catch(() => undefined);
+
+    const follower = follow(configFile, sessionId);
+    await waitFor(() => follower.stdout().includes('last-words'), 15_000, 'the recorded call in the follower');
+    expect(await stillRunning(follower.proc)).toBe(true);
+
+    // Pruning it (never ended: it counts from its last event) ends the follow.
+    await new Promise((done) => setTimeout(done, 1_100));
+    const pruned = await runCli(['sessions', 'prune', '--config', configFile, '--older-than', '1s', '--yes']);
+    expect(pruned.code, pruned.stderr).toBe(0);
+    expect(pruned.stdout).toContain('deleted 1 session(s)');
+    expect(await exitWithin(follower.proc, 10_000)).toBe(3);
+    expect(follower.stdout()).toContain('session removed from the session log (pruned)');
+    expect(follower.proc.stderr()).toContain(`session ${sessionId} was removed from the session log while followed`);
   }, 60_000);
 });

@@ -262,7 +262,9 @@ async function follow(store: Store, initial: SessionSummary, format: ReplayForma
           .join('\n')}\n\n`,
       );
     let lastSeq = 0;
-    for (;;) {
+    let removed = false;
+    // Ctrl-C is honoured between polls even while events keep arriving.
+    while (!stopped) {
       const events = await sessionEvents(store.db, session.id, { afterSeq: lastSeq });
       if (events.length > 0) {
         timeline.addCalls(await sessionToolCalls(store.db, session.id));
@@ -274,17 +276,27 @@ async function follow(store: Store, initial: SessionSummary, format: ReplayForma
         continue;
       }
       if (session.endedAt !== null && (session.eventCount === null || lastSeq >= session.eventCount)) break;
-      if (stopped) break;
       await new Promise((done) => setTimeout(done, intervalMs));
       if (stopped) break;
-      session = (await getSession(store.db, session.id)) ?? session;
+      const current = await getSession(store.db, session.id);
+      // A session that had a row and has none now was pruned: nothing more will come.
+      if (current === undefined && initial.startedAt !== new Date(0).toISOString()) {
+        removed = true;
+        break;
+      }
+      session = current ?? session;
     }
     if (format === 'text') {
-      const state =
-        session.endedAt === null
+      const state = removed
+        ? 'session removed from the session log (pruned)'
+        : session.endedAt === null
           ? 'stopped following (session still open)'
           : `session ended (${session.endReason ?? 'ended'})`;
       process.stdout.write(`\n${style.dim(state)}\n`);
+    }
+    if (removed) {
+      process.stderr.write(`portcullis: session ${session.id} was removed from the session log while followed\n`);
+      process.exitCode = ReplayExit.UnknownSession;
     }
   } finally {
     process.off('SIGINT', onSignal);
