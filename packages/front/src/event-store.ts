@@ -1,6 +1,6 @@
 import type { EventId, EventStore, JSONRPCMessage, StreamId } from '@modelcontextprotocol/server';
 
-interface StoredEvent {
+export interface StoredEvent {
   readonly id: EventId;
   readonly message: JSONRPCMessage;
 }
@@ -21,6 +21,11 @@ export class BoundedEventStore implements EventStore {
   ) {}
 
   async storeEvent(streamId: StreamId, message: JSONRPCMessage): Promise<EventId> {
+    return this.append(streamId, message);
+  }
+
+  /** Stores `message` as the next event of `streamId` and returns its id. */
+  append(streamId: StreamId, message: JSONRPCMessage): EventId {
     let stream = this.streams.get(streamId);
     if (stream) {
       this.streams.delete(streamId);
@@ -39,22 +44,34 @@ export class BoundedEventStore implements EventStore {
   }
 
   async getStreamIdForEventId(eventId: EventId): Promise<StreamId | undefined> {
-    const separator = eventId.lastIndexOf(':');
-    return separator === -1 ? undefined : eventId.slice(0, separator);
+    return streamOf(eventId);
   }
 
   async replayEventsAfter(
     lastEventId: EventId,
     { send }: { send: (eventId: EventId, message: JSONRPCMessage) => Promise<void> },
   ): Promise<StreamId> {
-    const streamId = (await this.getStreamIdForEventId(lastEventId)) ?? '';
-    const stream = this.streams.get(streamId);
-    if (!stream) return streamId;
-    const after = Number(lastEventId.slice(streamId.length + 1));
-    for (const event of stream.events) {
-      const sequence = Number(event.id.slice(streamId.length + 1));
-      if (sequence > after) await send(event.id, event.message);
-    }
-    return streamId;
+    const replay = this.eventsAfter(lastEventId);
+    for (const event of replay?.events ?? []) await send(event.id, event.message);
+    return replay?.streamId ?? '';
   }
+
+  /**
+   * The events of `lastEventId`'s stream stored after it (none when the stream fell off), or
+   * `undefined` when the id is not one this store mints.
+   */
+  eventsAfter(lastEventId: EventId): { streamId: StreamId; events: readonly StoredEvent[] } | undefined {
+    const streamId = streamOf(lastEventId);
+    if (streamId === undefined) return undefined;
+    const stream = this.streams.get(streamId);
+    if (!stream) return { streamId, events: [] };
+    const after = Number(lastEventId.slice(streamId.length + 1));
+    const events = stream.events.filter((event) => Number(event.id.slice(streamId.length + 1)) > after);
+    return { streamId, events };
+  }
+}
+
+function streamOf(eventId: EventId): StreamId | undefined {
+  const separator = eventId.lastIndexOf(':');
+  return separator === -1 ? undefined : eventId.slice(0, separator);
 }

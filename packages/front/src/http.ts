@@ -2,7 +2,7 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import { randomUUID } from 'node:crypto';
 import { createServer, type Server as HttpServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { NodeStreamableHTTPServerTransport, toNodeHandler, toWebRequest } from '@modelcontextprotocol/node';
+import { toNodeHandler, toWebRequest } from '@modelcontextprotocol/node';
 import { createMcpHandler, isInitializeRequest, isLegacyRequest } from '@modelcontextprotocol/server';
 import { SSEServerTransport } from '@modelcontextprotocol/server-legacy/sse';
 import type { Config } from '@portcullis/config';
@@ -12,6 +12,7 @@ import type { Logger } from 'pino';
 import { ADMIN_PREFIX, type AdminApi, handleAdminRequest } from './admin.js';
 import { BoundedEventStore } from './event-store.js';
 import { isAllowedHost, isAllowedOrigin } from './guards.js';
+import { NodeSessionTransport } from './session-transport.js';
 
 /**
  * Who sent an MCP request (`/mcp`, `/sse`, `/messages`): an identity, or `undefined` to refuse it
@@ -48,7 +49,7 @@ export interface HttpFront {
 }
 
 interface LegacySession {
-  readonly transport: NodeStreamableHTTPServerTransport;
+  readonly transport: NodeSessionTransport;
   readonly session: AgentSession;
   readonly activity: SessionActivity;
   /** Who opened it: later requests must come from the same identity. */
@@ -162,17 +163,13 @@ export async function serveGatewayOverHttp(gateway: Gateway, options: HttpFrontO
         identity,
         remoteAddress: req.socket.remoteAddress,
       });
-      const transport = new NodeStreamableHTTPServerTransport({
-        sessionIdGenerator: () => id,
-        eventStore: new BoundedEventStore(),
-        onsessioninitialized: () => {
-          legacySessions.set(id, {
-            transport,
-            session,
-            activity: { lastSeen: Date.now(), openStreams: 0 },
-            identity,
-          });
-        },
+      const transport = new NodeSessionTransport(id, new BoundedEventStore(), () => {
+        legacySessions.set(id, {
+          transport,
+          session,
+          activity: { lastSeen: Date.now(), openStreams: 0 },
+          identity,
+        });
       });
       transport.onclose = () => {
         legacySessions.delete(id);

@@ -17,8 +17,17 @@ import {
   type VersionNegotiationOptions,
 } from '@modelcontextprotocol/client';
 import type { UpstreamSpec } from '@portcullis/config';
-import { describeError, PortcullisError, type ProtocolEra, type RpcParams, type RpcResult } from '@portcullis/core';
+import {
+  describeError,
+  JsonRpcError,
+  PortcullisError,
+  type ProtocolEra,
+  RpcCode,
+  type RpcParams,
+  type RpcResult,
+} from '@portcullis/core';
 import type { Logger } from 'pino';
+import { type DirectHttpPeer, directRequest } from './direct-http.js';
 import { EraVerdictCache } from './era-cache.js';
 import { normaliseUpstreamError, UpstreamErrorCode, unavailableError } from './errors.js';
 import { createNodeFetch } from './http-fetch.js';
@@ -106,6 +115,8 @@ interface LiveSession {
   subscription: McpSubscription | undefined;
   /** Serialises listen-filter updates. */
   listenChain: Promise<void>;
+  /** Present when requests bypass the SDK client (a 2025-era Streamable HTTP session, see `directRequest`). */
+  readonly direct: DirectHttpPeer | undefined;
 }
 
 interface ReadyWaiter {
@@ -194,6 +205,17 @@ export class ManagedUpstreamConnection implements UpstreamConnection {
   ): Promise<RpcResult> {
     const session = await this.currentSession();
     const { onProgress, signal } = options;
+    if (session.direct !== undefined && options.headers === undefined) {
+      try {
+        return await directRequest(session.direct, method, withoutProgressToken(params), {
+          ...(signal && { signal }),
+          ...(onProgress && { onProgress }),
+          timeoutMs: options.timeoutMs ?? this.spec.requestTimeoutMs,
+        });
+      } catch (error) {
+        throw this.classify(error, signal);
+      }
+    }
     try {
       return await session.client.request({ method, params: withoutProgressToken(params) }, rawResult, {
         signal,
@@ -392,6 +414,10 @@ export class ManagedUpstreamConnection implements UpstreamConnection {
         connectedAt: Date.now(),
         subscription: undefined,
         listenChain: Promise.resolve(),
+        direct:
+          era === 'legacy' && transport instanceof StreamableHTTPClientTransport && this.options.fetch === undefined
+            ? this.directPeer(client, transport)
+            : undefined,
       },
       disconnected,
     };
@@ -459,6 +485,85 @@ export class ManagedUpstreamConnection implements UpstreamConnection {
     return spec.transport === 'sse'
       ? new SSEClientTransport(url, httpOptions)
       : new StreamableHTTPClientTransport(url, httpOptions);
+  }
+
+  /**
+   * The session's side of direct requests: the same headers the SDK transport sends, notifications
+   * to the same listeners, and server-to-client requests answered through the SDK transport for
+   * exactly the capabilities declared (as `registerServerRequestHandlers` does for the SDK path).
+   */
+  private directPeer(client: Client, transport: StreamableHTTPClientTransport): DirectHttpPeer {
+    const spec = this.spec;
+    if (spec.transport !== 'streamable-http') throw new Error('direct requests need a Streamable HTTP upstream');
+    const inFlight = new Map<string | number, AbortController>();
+    let headers: Record<string, string> | undefined;
+    const answer = (id: unknown, outcome: { result: RpcResult } | { error: Record<string, unknown> }): void => {
+      if (typeof id !== 'string' && typeof id !== 'number') return;
+      transport
+        .send({ jsonrpc: '2.0', id, ...outcome } as Parameters<StreamableHTTPClientTransport['send']>[0])
+        .catch((error: unknown) => this.logger.debug({ err: error }, 'could not answer the upstream'));
+    };
+    return {
+      upstream: spec.name,
+      url: new URL(spec.url),
+      headers: () => {
+        if (headers !== undefined) return headers;
+        const current: Record<string, string> = { ...spec.headers };
+        const sessionId = transport.sessionId;
+        const protocolVersion = transport.protocolVersion;
+        if (sessionId !== undefined) current['mcp-session-id'] = sessionId;
+        if (protocolVersion !== undefined) current['mcp-protocol-version'] = protocolVersion;
+        // Both are fixed once the handshake is done; before that nothing is sent this way.
+        if (sessionId !== undefined && protocolVersion !== undefined) headers = current;
+        return current;
+      },
+      notification: (method, params) => {
+        if (method === 'notifications/cancelled') {
+          const requestId = params.requestId;
+          if ((typeof requestId === 'string' || typeof requestId === 'number') && inFlight.has(requestId)) {
+            inFlight.get(requestId)?.abort(params.reason);
+            return;
+          }
+        }
+        this.emitNotification(method, params);
+      },
+      serverRequest: (message) => {
+        const { id, method } = message;
+        const params = (
+          typeof message.params === 'object' && message.params !== null ? message.params : {}
+        ) as RpcParams;
+        if (method === 'ping') return answer(id, { result: {} });
+        const capability = typeof method === 'string' ? SERVER_REQUEST_CAPABILITY[method] : undefined;
+        const handler = this.options.onServerRequest;
+        if (
+          capability === undefined ||
+          handler === undefined ||
+          this.options.capabilities?.[capability] === undefined ||
+          (typeof id !== 'string' && typeof id !== 'number')
+        ) {
+          return answer(id, { error: { code: RpcCode.MethodNotFound, message: 'Method not found' } });
+        }
+        const controller = new AbortController();
+        inFlight.set(id, controller);
+        handler(method as string, params, { signal: controller.signal })
+          .then(
+            (result) => answer(id, { result }),
+            (error: unknown) =>
+              answer(id, {
+                error:
+                  error instanceof JsonRpcError
+                    ? error.toJSON()
+                    : { code: RpcCode.InternalError, message: describeError(error) },
+              }),
+          )
+          .finally(() => inFlight.delete(id));
+      },
+      cancel: (requestId, reason) => {
+        client
+          .notification({ method: 'notifications/cancelled', params: { requestId, reason } })
+          .catch((error: unknown) => this.logger.debug({ err: error }, 'could not cancel an upstream request'));
+      },
+    };
   }
 
   // ---- 2026-era change notifications --------------------------------------------------------------
@@ -643,6 +748,13 @@ function toProgressUpdate(update: { progress: number; total?: number; message?: 
     ...(update.message !== undefined && { message: update.message }),
   };
 }
+
+/** The client capability each relayed server-to-client request needs. */
+const SERVER_REQUEST_CAPABILITY: Readonly<Record<string, string>> = {
+  'sampling/createMessage': 'sampling',
+  'elicitation/create': 'elicitation',
+  'roots/list': 'roots',
+};
 
 /**
  * Routes the upstream's sampling/elicitation/roots requests to the gateway, for exactly the

@@ -6,6 +6,24 @@ import type { FetchLike } from '@modelcontextprotocol/client';
 /** Statuses whose responses carry no body (a `Response` with one would throw). */
 const NULL_BODY_STATUSES = new Set([101, 103, 204, 205, 304]);
 
+export interface KeepAliveAgents {
+  readonly http: HttpAgent;
+  readonly https: HttpsAgent;
+}
+
+function createAgents(maxSockets: number): KeepAliveAgents {
+  const agentOptions = { keepAlive: true, maxSockets, scheduling: 'lifo' as const };
+  return { http: new HttpAgent(agentOptions), https: new HttpsAgent(agentOptions) };
+}
+
+let processAgents: KeepAliveAgents | undefined;
+
+/** The process's keep-alive pools towards HTTP upstreams (up to 256 sockets per origin). */
+export function keepAliveAgents(): KeepAliveAgents {
+  processAgents ??= createAgents(256);
+  return processAgents;
+}
+
 /**
  * A `fetch` for the SDK's HTTP client transports built on `node:http` with keep-alive agents. Each
  * upstream call is one small POST; the global `fetch` turns its string body into a web stream and
@@ -15,9 +33,8 @@ const NULL_BODY_STATUSES = new Set([101, 103, 204, 205, 304]);
  * strings and byte arrays fall back to the global `fetch`.
  */
 export function createNodeFetch(options: { maxSockets?: number } = {}): FetchLike {
-  const agentOptions = { keepAlive: true, maxSockets: options.maxSockets ?? 256, scheduling: 'lifo' as const };
-  const httpAgent = new HttpAgent(agentOptions);
-  const httpsAgent = new HttpsAgent(agentOptions);
+  const { http: httpAgent, https: httpsAgent } =
+    options.maxSockets === undefined ? keepAliveAgents() : createAgents(options.maxSockets);
   return (input, init) => {
     const body = init?.body;
     if (body !== undefined && body !== null && typeof body !== 'string' && !(body instanceof Uint8Array)) {

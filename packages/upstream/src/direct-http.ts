@@ -1,0 +1,233 @@
+import { request as httpRequest, type IncomingMessage } from 'node:http';
+import { request as httpsRequest } from 'node:https';
+import { JsonRpcError, PortcullisError, type RpcParams, type RpcResult } from '@portcullis/core';
+import { createParser } from 'eventsource-parser';
+import { UpstreamErrorCode, unavailableError } from './errors.js';
+import { keepAliveAgents } from './http-fetch.js';
+import type { ProgressUpdate } from './types.js';
+
+/** A JSON-RPC message as it crossed the wire, before anything is known of it. */
+type WireMessage = Readonly<Record<string, unknown>>;
+
+/** What a direct exchange needs from the connection it belongs to. */
+export interface DirectHttpPeer {
+  /** The upstream's name, for errors. */
+  readonly upstream: string;
+  readonly url: URL;
+  /** The headers of every request on this session: configured ones, session id, protocol version. */
+  headers(): Readonly<Record<string, string>>;
+  /** A notification the upstream sent on the request's stream (other than the request's own progress). */
+  notification(method: string, params: RpcParams): void;
+  /** A request the upstream sent on the request's stream (sampling, elicitation, roots, ping); answered by the peer. */
+  serverRequest(message: WireMessage): void;
+  /** Tells the upstream the request was given up (`notifications/cancelled`). */
+  cancel(requestId: string, reason: string): void;
+}
+
+export interface DirectRequestOptions {
+  readonly signal?: AbortSignal;
+  readonly onProgress?: (progress: ProgressUpdate) => void;
+  /** Time without an answer (or progress) after which the request is cancelled. */
+  readonly timeoutMs: number;
+}
+
+/**
+ * Ids of direct requests are strings so that they never meet the SDK client's numeric ids on the
+ * same upstream session (its health checks and handshakes keep using the SDK).
+ */
+let nextDirectId = 0;
+
+/**
+ * Sends one request to a 2025-era Streamable HTTP upstream as a single POST on the keep-alive pool
+ * and reads its answer (a JSON body or an SSE stream) without the SDK client: the request is
+ * serialised once and the answer parsed once. Every message on the stream is still delivered:
+ * progress for this request to `onProgress`, other notifications and server-to-client requests to
+ * the peer, in the order they arrived, before the response settles the promise.
+ */
+export function directRequest(
+  peer: DirectHttpPeer,
+  method: string,
+  params: RpcParams | undefined,
+  options: DirectRequestOptions,
+): Promise<RpcResult> {
+  const id = `pc-${++nextDirectId}`;
+  const sentParams = options.onProgress ? withProgressToken(params, id) : params;
+  const body = JSON.stringify(
+    sentParams === undefined ? { jsonrpc: '2.0', id, method } : { jsonrpc: '2.0', id, method, params: sentParams },
+  );
+  const { signal } = options;
+  if (signal?.aborted) {
+    return Promise.reject(cancelledError(peer.upstream, signal.reason));
+  }
+  return new Promise<RpcResult>((resolve, reject) => {
+    let settled = false;
+    let timer: NodeJS.Timeout | undefined;
+    const finish = (error: unknown, result?: RpcResult): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
+      if (error === undefined && result !== undefined) {
+        // The upstream ends the stream once it has answered; the socket goes back to the pool.
+        resolve(result);
+        return;
+      }
+      reject(error);
+      // Given up or broken: the exchange cannot be reused.
+      outgoing.destroy();
+    };
+    const giveUp = (reason: string, error: unknown): void => {
+      if (settled) return;
+      peer.cancel(id, reason);
+      finish(error);
+    };
+    const armTimer = (): void => {
+      clearTimeout(timer);
+      timer = setTimeout(
+        () =>
+          giveUp(
+            'request timed out',
+            new PortcullisError(UpstreamErrorCode.Timeout, `upstream "${peer.upstream}" did not answer in time`),
+          ),
+        options.timeoutMs,
+      );
+      timer.unref();
+    };
+    const onAbort = (): void => giveUp('cancelled by the agent', cancelledError(peer.upstream, signal?.reason));
+
+    const deliver = (message: unknown): void => {
+      if (settled || typeof message !== 'object' || message === null || Array.isArray(message)) return;
+      const wire = message as WireMessage;
+      if (typeof wire.method === 'string') {
+        if (wire.id !== undefined && wire.id !== null) {
+          peer.serverRequest(wire);
+          return;
+        }
+        const notificationParams = isRecord(wire.params) ? (wire.params as RpcParams) : {};
+        if (wire.method === 'notifications/progress' && notificationParams.progressToken === id) {
+          armTimer();
+          options.onProgress?.(toProgress(notificationParams));
+          return;
+        }
+        peer.notification(wire.method, notificationParams);
+        return;
+      }
+      if (wire.id !== id) return;
+      if (isRecord(wire.error)) {
+        const { code, message: text, data } = wire.error;
+        finish(
+          new JsonRpcError(
+            typeof code === 'number' ? code : -32603,
+            typeof text === 'string' ? text : 'upstream error',
+            data,
+          ),
+        );
+        return;
+      }
+      if (!isRecord(wire.result)) {
+        finish(
+          new PortcullisError(
+            UpstreamErrorCode.InvalidResult,
+            `upstream "${peer.upstream}" sent an invalid result: result is not a JSON object`,
+          ),
+        );
+        return;
+      }
+      finish(undefined, wire.result as RpcResult);
+    };
+
+    const onResponse = (response: IncomingMessage): void => {
+      const status = response.statusCode ?? 0;
+      const type = (response.headers['content-type'] ?? '').split(';')[0]?.trim().toLowerCase();
+      response.setEncoding('utf8');
+      if (status < 200 || status >= 300 || (type !== 'application/json' && type !== 'text/event-stream')) {
+        let text = '';
+        response.on('data', (chunk: string) => {
+          if (text.length < 1_000) text += chunk;
+        });
+        response.on('end', () =>
+          finish(
+            unavailableError(peer.upstream, `HTTP ${status} (${type || 'no content type'}): ${text.slice(0, 500)}`),
+          ),
+        );
+        return;
+      }
+      if (type === 'application/json') {
+        let text = '';
+        response.on('data', (chunk: string) => {
+          text += chunk;
+        });
+        response.on('end', () => {
+          let parsed: unknown;
+          try {
+            parsed = JSON.parse(text);
+          } catch {
+            finish(unavailableError(peer.upstream, 'the response body is not valid JSON'));
+            return;
+          }
+          for (const message of Array.isArray(parsed) ? parsed : [parsed]) deliver(message);
+          finish(unavailableError(peer.upstream, 'the response did not answer the request'));
+        });
+        return;
+      }
+      const parser = createParser({
+        onEvent: (event) => {
+          // Priming events (an id and empty data) only enable resumption.
+          if (event.data === '' || (event.event !== undefined && event.event !== 'message')) return;
+          let parsed: unknown;
+          try {
+            parsed = JSON.parse(event.data);
+          } catch {
+            finish(unavailableError(peer.upstream, 'an event on the response stream is not valid JSON'));
+            return;
+          }
+          deliver(parsed);
+        },
+      });
+      response.on('data', (chunk: string) => parser.feed(chunk));
+      response.on('end', () => finish(unavailableError(peer.upstream, 'the response stream ended before the answer')));
+    };
+
+    const secure = peer.url.protocol === 'https:';
+    const agents = keepAliveAgents();
+    const outgoing = (secure ? httpsRequest : httpRequest)(
+      peer.url,
+      {
+        method: 'POST',
+        agent: secure ? agents.https : agents.http,
+        headers: {
+          ...peer.headers(),
+          'content-type': 'application/json',
+          accept: 'application/json, text/event-stream',
+          'content-length': Buffer.byteLength(body),
+        },
+      },
+      onResponse,
+    );
+    outgoing.once('error', (error) => finish(unavailableError(peer.upstream, error)));
+    signal?.addEventListener('abort', onAbort, { once: true });
+    armTimer();
+    outgoing.end(body);
+  });
+}
+
+function cancelledError(upstream: string, cause: unknown): PortcullisError {
+  return new PortcullisError(UpstreamErrorCode.Cancelled, `request to upstream "${upstream}" was cancelled`, { cause });
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function withProgressToken(params: RpcParams | undefined, token: string): RpcParams {
+  const meta = isRecord(params?._meta) ? params._meta : {};
+  return { ...params, _meta: { ...meta, progressToken: token } };
+}
+
+function toProgress(params: RpcParams): ProgressUpdate {
+  return {
+    progress: typeof params.progress === 'number' ? params.progress : 0,
+    ...(typeof params.total === 'number' && { total: params.total }),
+    ...(typeof params.message === 'string' && { message: params.message }),
+  };
+}
