@@ -17,6 +17,7 @@ import {
   freshDatabase,
   holdPostgresShared,
   runCli,
+  type ServedGateway,
   serve,
   sessionLogConfig,
 } from './support/session-log.js';
@@ -104,16 +105,28 @@ function exitWithin(proc: Spawned, ms: number): Promise<number | string> {
   return Promise.race([proc.exited, new Promise<string>((done) => setTimeout(() => done('still running'), ms))]);
 }
 
+/** A gateway recording on a fresh Postgres database, and a real SDK agent (2025 era) connected to it. */
+async function liveAgent(): Promise<{
+  db: FreshDatabase;
+  configFile: string;
+  gateway: ServedGateway;
+  transport: StreamableHTTPClientTransport;
+  agent: Client;
+}> {
+  const db = await freshDatabase();
+  databases.push(db);
+  const configFile = sessionLogConfig({ demo: stdioFixture('demo') }, { url: db.url });
+  const gateway = await serve(configFile);
+  const transport = new StreamableHTTPClientTransport(new URL(gateway.mcpUrl));
+  const agent = new Client({ name: 'follow-e2e', version: '1.0.0' });
+  await agent.connect(transport);
+  onCleanup(() => agent.close());
+  return { db, configFile, gateway, transport, agent };
+}
+
 describe('replay --follow (Postgres, beside a live gateway)', () => {
   it('prints each new call within seconds while the session is open, ends when it ends; Ctrl-C stops an open follow', async () => {
-    const db = await freshDatabase();
-    databases.push(db);
-    const configFile = sessionLogConfig({ demo: stdioFixture('demo') }, { url: db.url });
-    const gateway = await serve(configFile);
-    const transport = new StreamableHTTPClientTransport(new URL(gateway.mcpUrl));
-    const agent = new Client({ name: 'follow-e2e', version: '1.0.0' });
-    await agent.connect(transport);
-    onCleanup(() => agent.close());
+    const { db, configFile, gateway, transport, agent } = await liveAgent();
     const echo = async (marker: string) =>
       firstText(await agent.callTool({ name: 'demo__fixture_echo', arguments: { marker } }));
     expect(await echo('before-follow')).toContain('before-follow');
@@ -178,14 +191,7 @@ describe('replay --follow (Postgres, beside a live gateway)', () => {
   }, 60_000);
 
   it('a session whose gateway died stays followed; pruning it ends the follow (exit 3)', async () => {
-    const db = await freshDatabase();
-    databases.push(db);
-    const configFile = sessionLogConfig({ demo: stdioFixture('demo') }, { url: db.url });
-    const gateway = await serve(configFile);
-    const transport = new StreamableHTTPClientTransport(new URL(gateway.mcpUrl));
-    const agent = new Client({ name: 'follow-e2e', version: '1.0.0' });
-    await agent.connect(transport);
-    onCleanup(() => agent.close());
+    const { configFile, gateway, agent } = await liveAgent();
     await agent.callTool({ name: 'demo__fixture_echo', arguments: { marker: 'last-words' } });
     const sessionId = await theOpenSession(configFile);
 
