@@ -6,6 +6,7 @@ export {
   toPortcullisError,
   unknownTargetError,
 } from './errors.js';
+export { encodeMcpHeaderValue } from './header-value.js';
 export { anonymousIdentity, configuredIdentity, type Identity } from './identity.js';
 export {
   assertValidUpstreamName,

@@ -32,6 +32,8 @@ interface RequestStream {
   res: ServerResponse | undefined;
   /** Requests of the POST still waiting for their responses. */
   readonly pending: Set<RequestId>;
+  /** What `res` must carry before anything else (the priming event, or nothing), until it is written. */
+  opening: string | undefined;
 }
 
 /**
@@ -99,7 +101,10 @@ export class NodeSessionTransport implements Transport {
     const eventId = this.events.append(stream.id, message);
     const res = stream.res;
     if (responseId === undefined) {
-      if (res) writeEvent(res, message, eventId);
+      if (res) {
+        open(stream, res);
+        writeEvent(res, message, eventId);
+      }
       return;
     }
     stream.pending.delete(responseId);
@@ -107,15 +112,12 @@ export class NodeSessionTransport implements Transport {
     const done = stream.pending.size === 0;
     if (done) this.streams.delete(stream.id);
     if (!res) return;
-    if (done) {
-      // The last event and the end of the chunked body leave in one write.
-      res.cork();
-      writeEvent(res, message, eventId);
-      res.end();
-      res.uncork();
-    } else {
-      writeEvent(res, message, eventId);
-    }
+    // What is still unwritten, the last event and the end of the chunked body leave in one write.
+    res.cork();
+    open(stream, res);
+    writeEvent(res, message, eventId);
+    if (done) res.end();
+    res.uncork();
   }
 
   /** Serves one request of this session; `body` is the parsed JSON of a POST (`undefined` when empty). */
@@ -185,7 +187,7 @@ export class NodeSessionTransport implements Transport {
       res.writeHead(202).end();
       return;
     }
-    const stream: RequestStream = { id: randomUUID(), res, pending: new Set() };
+    const stream: RequestStream = { id: randomUUID(), res, pending: new Set(), opening: '' };
     for (const request of requests) {
       stream.pending.add(request.id);
       this.streamOfRequest.set(request.id, stream);
@@ -198,12 +200,15 @@ export class NodeSessionTransport implements Transport {
         : (header(req, 'mcp-protocol-version') ?? DEFAULT_NEGOTIATED_PROTOCOL_VERSION);
     // A priming event (an id, no data) lets the client resume the stream; older clients choke on empty data.
     if (this.supportedVersions.includes(version) && version >= '2025-11-25') {
-      res.write(`id: ${this.events.append(stream.id, {} as JSONRPCMessage)}\ndata: \n\n`);
+      stream.opening = `id: ${this.events.append(stream.id, {} as JSONRPCMessage)}\ndata: \n\n`;
     }
     res.once('close', () => {
       if (stream.res === res) stream.res = undefined;
     });
     for (const message of messages) this.onmessage?.(message);
+    // The headers and the priming event go out once the requests are on their way (a routed call
+    // reaches its upstream first), or with the first message if that comes sooner.
+    setImmediate(() => open(stream, res));
   }
 
   private handleGet(req: IncomingMessage, res: ServerResponse): undefined {
@@ -212,7 +217,8 @@ export class NodeSessionTransport implements Transport {
     }
     if (!this.checkSession(req, res) || !this.checkProtocolVersion(req, res)) return;
     const lastEventId = header(req, 'last-event-id');
-    if (lastEventId !== undefined) return this.resume(res, lastEventId);
+    // An empty Last-Event-ID resumes nothing: the GET opens the standalone stream.
+    if (lastEventId !== undefined && lastEventId !== '') return this.resume(res, lastEventId);
     if (this.standalone !== undefined) {
       return jsonError(res, 409, -32000, 'Conflict: Only one SSE stream is allowed per session');
     }
@@ -240,6 +246,7 @@ export class NodeSessionTransport implements Transport {
       return;
     }
     stream.res = res;
+    stream.opening = undefined;
     res.once('close', () => {
       if (stream.res === res) stream.res = undefined;
     });
@@ -293,6 +300,15 @@ export class NodeSessionTransport implements Transport {
   }
 }
 
+/** Writes the stream's opening on `res` if it has not been written yet. */
+function open(stream: RequestStream, res: ServerResponse): void {
+  const opening = stream.opening;
+  if (opening === undefined || stream.res !== res || res.writableEnded) return;
+  stream.opening = undefined;
+  if (opening === '') res.flushHeaders();
+  else res.write(opening);
+}
+
 function writeEvent(res: ServerResponse, message: JSONRPCMessage, eventId: string): void {
   if (res.writableEnded) return;
   res.write(`event: message\nid: ${eventId}\ndata: ${JSON.stringify(message)}\n\n`);
@@ -320,19 +336,34 @@ function isRecord(value: unknown): value is Record<string, unknown> {
 const isRequestId = (id: unknown): id is RequestId =>
   typeof id === 'string' || (typeof id === 'number' && Number.isInteger(id));
 
-/** The shape of a JSON-RPC 2.0 request, notification or response (what the SDK's message schema admits). */
+const REQUEST_KEYS: ReadonlySet<string> = new Set(['jsonrpc', 'id', 'method', 'params']);
+const RESULT_KEYS: ReadonlySet<string> = new Set(['jsonrpc', 'id', 'result']);
+const ERROR_KEYS: ReadonlySet<string> = new Set(['jsonrpc', 'id', 'error']);
+
+/**
+ * The shape of a JSON-RPC 2.0 request, notification or response, as strict as the SDK's message
+ * schema: no members JSON-RPC does not define, integer error codes, no `null` ids.
+ */
 function isJsonRpcMessage(value: unknown): boolean {
   if (!isRecord(value) || value.jsonrpc !== '2.0') return false;
+  const keys = Object.keys(value);
   if (typeof value.method === 'string') {
-    return (value.params === undefined || isRecord(value.params)) && (!('id' in value) || isRequestId(value.id));
+    return (
+      keys.every((key) => REQUEST_KEYS.has(key)) &&
+      (value.params === undefined || isRecord(value.params)) &&
+      (!('id' in value) || isRequestId(value.id))
+    );
   }
-  if ('result' in value) return isRequestId(value.id) && isRecord(value.result);
+  if ('result' in value) {
+    return keys.every((key) => RESULT_KEYS.has(key)) && isRequestId(value.id) && isRecord(value.result);
+  }
   if ('error' in value) {
     const error = value.error;
     return (
-      (value.id === undefined || value.id === null || isRequestId(value.id)) &&
+      keys.every((key) => ERROR_KEYS.has(key)) &&
+      (value.id === undefined || isRequestId(value.id)) &&
       isRecord(error) &&
-      typeof error.code === 'number' &&
+      Number.isInteger(error.code) &&
       typeof error.message === 'string'
     );
   }

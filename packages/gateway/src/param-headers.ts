@@ -1,3 +1,5 @@
+import { encodeMcpHeaderValue } from '@portcullis/core';
+
 /**
  * SEP-2243 `Mcp-Param-*` headers for a `tools/call` towards a 2026-era HTTP upstream. A tool's input
  * schema may mark arguments with `x-mcp-header: <Name>`; a client then mirrors each such argument
@@ -17,8 +19,6 @@ interface Declaration {
 }
 
 const HEADER_PREFIX = 'Mcp-Param-';
-const SENTINEL_PREFIX = '=?base64?';
-const SENTINEL_SUFFIX = '?=';
 /** An RFC 9110 token: what a header name may consist of. */
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 
@@ -54,7 +54,7 @@ export function mcpParamHeaders(schema: unknown, args: unknown): Record<string, 
     const text = asText(valueAt(args, declaration.path));
     if (text === undefined) continue;
     headers ??= {};
-    headers[`${HEADER_PREFIX}${declaration.header}`] = encode(text);
+    headers[`${HEADER_PREFIX}${declaration.header}`] = encodeMcpHeaderValue(text);
   }
   return headers;
 }
@@ -74,22 +74,6 @@ function asText(value: unknown): string | undefined {
   if (typeof value === 'number' && Number.isFinite(value) && (!Number.isInteger(value) || Number.isSafeInteger(value)))
     return String(value);
   return undefined;
-}
-
-function encode(text: string): string {
-  return needsBase64(text)
-    ? `${SENTINEL_PREFIX}${Buffer.from(text, 'utf8').toString('base64')}${SENTINEL_SUFFIX}`
-    : text;
-}
-
-function needsBase64(text: string): boolean {
-  if (text === '' || text !== text.trim()) return true;
-  if (text.startsWith(SENTINEL_PREFIX) && text.endsWith(SENTINEL_SUFFIX)) return true;
-  for (let index = 0; index < text.length; index++) {
-    const code = text.charCodeAt(index);
-    if (code !== 9 && (code < 32 || code > 126)) return true;
-  }
-  return false;
 }
 
 function isRecord(value: unknown): value is Record<string, unknown> {

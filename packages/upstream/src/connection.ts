@@ -1,4 +1,6 @@
 import {
+  CLIENT_CAPABILITIES_META_KEY,
+  CLIENT_INFO_META_KEY,
   Client,
   type ClientCapabilities,
   type CreateMessageResult,
@@ -6,6 +8,7 @@ import {
   type FetchLike,
   type ListRootsResult,
   type McpSubscription,
+  PROTOCOL_VERSION_META_KEY,
   type PriorDiscovery,
   SdkError,
   SdkErrorCode,
@@ -99,6 +102,8 @@ class ExitedOnProbe extends Error {
     super('the stdio upstream exited on the server/discover probe', { cause });
   }
 }
+
+const DEFAULT_CLIENT_INFO = { name: 'portcullis', version: '0.1.0' } as const;
 
 /** A connection that stayed up at least this long resets the backoff. */
 const STABLE_CONNECTION_MS = 10_000;
@@ -205,11 +210,12 @@ export class ManagedUpstreamConnection implements UpstreamConnection {
   ): Promise<RpcResult> {
     const session = await this.currentSession();
     const { onProgress, signal } = options;
-    if (session.direct !== undefined && options.headers === undefined) {
+    if (session.direct !== undefined) {
       try {
         return await directRequest(session.direct, method, withoutProgressToken(params), {
           ...(signal && { signal }),
           ...(onProgress && { onProgress }),
+          ...(options.headers && { headers: options.headers }),
           timeoutMs: options.timeoutMs ?? this.spec.requestTimeoutMs,
         });
       } catch (error) {
@@ -352,7 +358,7 @@ export class ManagedUpstreamConnection implements UpstreamConnection {
   }
 
   private async connectOnce(): Promise<{ session: LiveSession; disconnected: Promise<string> }> {
-    const client = new OrderedClient(this.options.clientInfo ?? { name: 'portcullis', version: '0.1.0' }, {
+    const client = new OrderedClient(this.options.clientInfo ?? DEFAULT_CLIENT_INFO, {
       capabilities: (this.options.capabilities ?? {}) as ClientCapabilities,
       versionNegotiation: this.versionNegotiation(),
       // Never fulfil `input_required` here: the agent behind the gateway answers it.
@@ -415,8 +421,8 @@ export class ManagedUpstreamConnection implements UpstreamConnection {
         subscription: undefined,
         listenChain: Promise.resolve(),
         direct:
-          era === 'legacy' && transport instanceof StreamableHTTPClientTransport && this.options.fetch === undefined
-            ? this.directPeer(client, transport)
+          transport instanceof StreamableHTTPClientTransport && this.options.fetch === undefined
+            ? this.directPeer(client, transport, era)
             : undefined,
       },
       disconnected,
@@ -492,8 +498,9 @@ export class ManagedUpstreamConnection implements UpstreamConnection {
    * to the same listeners, and server-to-client requests answered through the SDK transport for
    * exactly the capabilities declared (as `registerServerRequestHandlers` does for the SDK path).
    */
-  private directPeer(client: Client, transport: StreamableHTTPClientTransport): DirectHttpPeer {
+  private directPeer(client: Client, transport: StreamableHTTPClientTransport, era: ProtocolEra): DirectHttpPeer {
     const spec = this.spec;
+    const protocolVersion = client.getNegotiatedProtocolVersion();
     if (spec.transport !== 'streamable-http') throw new Error('direct requests need a Streamable HTTP upstream');
     const inFlight = new Map<string | number, AbortController>();
     let headers: Record<string, string> | undefined;
@@ -503,6 +510,27 @@ export class ManagedUpstreamConnection implements UpstreamConnection {
         .send({ jsonrpc: '2.0', id, ...outcome } as Parameters<StreamableHTTPClientTransport['send']>[0])
         .catch((error: unknown) => this.logger.debug({ err: error }, 'could not answer the upstream'));
     };
+    if (era === 'modern') {
+      // No session: every request carries the envelope and its version; closing a request's stream cancels it.
+      const fixed: Record<string, string> = {
+        ...spec.headers,
+        'mcp-protocol-version': protocolVersion ?? MODERN_PROTOCOL_VERSION,
+      };
+      return {
+        upstream: spec.name,
+        url: new URL(spec.url),
+        headers: () => fixed,
+        envelope: {
+          [PROTOCOL_VERSION_META_KEY]: protocolVersion ?? MODERN_PROTOCOL_VERSION,
+          [CLIENT_INFO_META_KEY]: this.options.clientInfo ?? DEFAULT_CLIENT_INFO,
+          [CLIENT_CAPABILITIES_META_KEY]: this.options.capabilities ?? {},
+        },
+        notification: (method, params) => this.emitNotification(method, params),
+        serverRequest: (message) =>
+          this.logger.debug({ method: message.method }, 'a 2026-era upstream pushed a request; ignored'),
+        cancel: () => {},
+      };
+    }
     return {
       upstream: spec.name,
       url: new URL(spec.url),

@@ -1,6 +1,6 @@
 import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
-import { JsonRpcError, PortcullisError, type RpcParams, type RpcResult } from '@portcullis/core';
+import { encodeMcpHeaderValue, JsonRpcError, PortcullisError, type RpcParams, type RpcResult } from '@portcullis/core';
 import { createParser } from 'eventsource-parser';
 import { UpstreamErrorCode, unavailableError } from './errors.js';
 import { keepAliveAgents } from './http-fetch.js';
@@ -16,6 +16,12 @@ export interface DirectHttpPeer {
   readonly url: URL;
   /** The headers of every request on this session: configured ones, session id, protocol version. */
   headers(): Readonly<Record<string, string>>;
+  /**
+   * Present for a 2026-era upstream: the `_meta` envelope keys every request carries (protocol
+   * version, client info, capabilities; a request's own keys take precedence). Requests then carry
+   * `Mcp-Method`/`Mcp-Name` headers, and results their `resultType`.
+   */
+  readonly envelope?: Readonly<Record<string, unknown>>;
   /** A notification the upstream sent on the request's stream (other than the request's own progress). */
   notification(method: string, params: RpcParams): void;
   /** A request the upstream sent on the request's stream (sampling, elicitation, roots, ping); answered by the peer. */
@@ -29,7 +35,16 @@ export interface DirectRequestOptions {
   readonly onProgress?: (progress: ProgressUpdate) => void;
   /** Time without an answer (or progress) after which the request is cancelled. */
   readonly timeoutMs: number;
+  /** Extra headers of this request (2026-era `Mcp-Param-*`). */
+  readonly headers?: Readonly<Record<string, string>>;
 }
+
+/** The param whose value a 2026-era request mirrors in `Mcp-Name`. */
+const MCP_NAME_SOURCE: Readonly<Record<string, string>> = {
+  'tools/call': 'name',
+  'prompts/get': 'name',
+  'resources/read': 'uri',
+};
 
 /**
  * Ids of direct requests are strings so that they never meet the SDK client's numeric ids on the
@@ -51,7 +66,17 @@ export function directRequest(
   options: DirectRequestOptions,
 ): Promise<RpcResult> {
   const id = `pc-${++nextDirectId}`;
-  const sentParams = options.onProgress ? withProgressToken(params, id) : params;
+  const envelope = peer.envelope;
+  let sentParams = options.onProgress ? withProgressToken(params, id) : params;
+  const requestHeaders: Record<string, string> = { ...peer.headers(), ...options.headers };
+  if (envelope !== undefined) {
+    const meta = isRecord(sentParams?._meta) ? sentParams._meta : undefined;
+    sentParams = { ...sentParams, _meta: { ...envelope, ...meta } };
+    requestHeaders['mcp-method'] = method;
+    const nameSource = MCP_NAME_SOURCE[method];
+    const name = nameSource === undefined ? undefined : sentParams[nameSource];
+    if (typeof name === 'string') requestHeaders['mcp-name'] = encodeMcpHeaderValue(name);
+  }
   const body = JSON.stringify(
     sentParams === undefined ? { jsonrpc: '2.0', id, method } : { jsonrpc: '2.0', id, method, params: sentParams },
   );
@@ -133,7 +158,17 @@ export function directRequest(
         );
         return;
       }
-      finish(undefined, wire.result as RpcResult);
+      const decoded = envelope === undefined ? wire.result : decodeModernResult(wire.result);
+      if (typeof decoded === 'string') {
+        finish(
+          new PortcullisError(
+            UpstreamErrorCode.InvalidResult,
+            `upstream "${peer.upstream}" sent an invalid result: ${decoded}`,
+          ),
+        );
+        return;
+      }
+      finish(undefined, decoded as RpcResult);
     };
 
     const onResponse = (response: IncomingMessage): void => {
@@ -196,7 +231,7 @@ export function directRequest(
         method: 'POST',
         agent: secure ? agents.https : agents.http,
         headers: {
-          ...peer.headers(),
+          ...requestHeaders,
           'content-type': 'application/json',
           accept: 'application/json, text/event-stream',
           'content-length': Buffer.byteLength(body),
@@ -209,6 +244,40 @@ export function directRequest(
     armTimer();
     outgoing.end(body);
   });
+}
+
+/**
+ * A 2026-era result as the SDK client hands it over: `complete` without its `resultType`;
+ * `input_required` with only what the agent needs to answer it (it is relayed, not fulfilled here).
+ * A string says why the result is invalid.
+ */
+function decodeModernResult(result: Record<string, unknown>): Record<string, unknown> | string {
+  const { resultType, ...rest } = result;
+  if (resultType === 'complete') return rest;
+  if (resultType === 'input_required') {
+    const { requestState, _meta } = result;
+    const inputRequests = isRecord(result.inputRequests) ? result.inputRequests : {};
+    if (Object.keys(inputRequests).length === 0 && typeof requestState !== 'string') {
+      return 'input_required carries neither inputRequests nor requestState';
+    }
+    return {
+      resultType,
+      inputRequests,
+      ...(typeof requestState === 'string' && { requestState }),
+      ...(isRecord(_meta) && { _meta }),
+    };
+  }
+  return resultType === undefined
+    ? 'missing required resultType'
+    : `unsupported result type ${JSON.stringify(resultType)}`;
+}
+
+function parseOrUndefined(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
 }
 
 function cancelledError(upstream: string, cause: unknown): PortcullisError {
