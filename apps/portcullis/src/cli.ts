@@ -131,7 +131,19 @@ export function buildProgram(): Command {
   registerReplayCommands(program);
   registerUpstreamCommands(program);
   registerApplyCommands(program);
+  exitBadInputOnUsageErrors(program);
   return program;
+}
+
+/**
+ * Commander's own usage errors (unknown option or command, missing argument or option, an invalid
+ * value or choice) exit 2 like every other bad usage, instead of commander's 1; `--help` and
+ * `--version` still exit 0, and commander has already printed its message. Set on every command
+ * after they are all registered: each command exits through its own callback.
+ */
+function exitBadInputOnUsageErrors(command: Command): void {
+  command.exitOverride((error) => process.exit(error.exitCode === 0 ? ExitCode.Ok : ExitCode.BadInput));
+  for (const subcommand of command.commands) exitBadInputOnUsageErrors(subcommand);
 }
 
 /** Runs `stop` once on SIGINT/SIGTERM (or when called), then exits. */

@@ -101,8 +101,6 @@ function counts(report: PruneReport): string {
 /** `portcullis sessions list` (recorded agent sessions, newest first) and `sessions prune`. */
 export function registerSessionsCommands(program: Command): void {
   const sessions = program.command('sessions').description('recorded agent sessions (the session log)');
-  // Usage errors commander finds (unknown option, bad value, missing --config) exit 2 like the rest.
-  sessions.exitOverride((error) => process.exit(error.exitCode === 0 ? SessionsExit.Ok : SessionsExit.BadInput));
   sessions
     .command('list')
     .description('list recorded sessions, newest first, filtered by identity, upstream, tool, time or decision')
