@@ -175,16 +175,21 @@ export function directRequest(
       const status = response.statusCode ?? 0;
       const type = (response.headers['content-type'] ?? '').split(';')[0]?.trim().toLowerCase();
       response.setEncoding('utf8');
+      // A connection lost mid-answer ends the exchange (`close` also follows a normal end: then it is a no-op).
+      response.once('error', (error) => finish(unavailableError(peer.upstream, error)));
+      response.once('close', () => finish(unavailableError(peer.upstream, 'the connection closed before the answer')));
       if (status < 200 || status >= 300 || (type !== 'application/json' && type !== 'text/event-stream')) {
         let text = '';
         response.on('data', (chunk: string) => {
-          if (text.length < 1_000) text += chunk;
+          if (text.length < 64_000) text += chunk;
         });
-        response.on('end', () =>
+        response.on('end', () => {
+          // A 2026-era server answers a request it refuses (a header that disagrees with the body) with a JSON-RPC error.
+          if (type === 'application/json') deliver(parseOrUndefined(text));
           finish(
             unavailableError(peer.upstream, `HTTP ${status} (${type || 'no content type'}): ${text.slice(0, 500)}`),
-          ),
-        );
+          );
+        });
         return;
       }
       if (type === 'application/json') {
