@@ -3,7 +3,12 @@ import { randomUUID } from 'node:crypto';
 import { createServer, type Server as HttpServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { toNodeHandler, toWebRequest } from '@modelcontextprotocol/node';
-import { createMcpHandler, isInitializeRequest, isLegacyRequest } from '@modelcontextprotocol/server';
+import {
+  createMcpHandler,
+  isInitializeRequest,
+  isLegacyRequest,
+  PROTOCOL_VERSION_META_KEY,
+} from '@modelcontextprotocol/server';
 import { SSEServerTransport } from '@modelcontextprotocol/server-legacy/sse';
 import type { Config } from '@portcullis/config';
 import { anonymousIdentity, describeError, type Identity, RpcCode } from '@portcullis/core';
@@ -150,7 +155,7 @@ export async function serveGatewayOverHttp(gateway: Gateway, options: HttpFrontO
       await existing.transport.handleRequest(req, res, body);
       return;
     }
-    if (req.method === 'POST' && (await isLegacyRequest(await toWebRequest(req, body)))) {
+    if (req.method === 'POST' && !claimsModernEra(body) && (await isLegacyRequest(await toWebRequest(req, body)))) {
       if (!isInitializeRequest(body)) {
         sendJsonRpcError(res, 400, RpcCode.InvalidRequest, 'Bad Request: Mcp-Session-Id header is required', null);
         return;
@@ -338,6 +343,19 @@ export async function serveGatewayOverHttp(gateway: Gateway, options: HttpFrontO
 }
 
 const BODY_REJECTED = Symbol('body rejected');
+
+/**
+ * Whether a request carries the 2026 envelope's protocol-version claim in `params._meta`: the SDK
+ * routes every such request to the modern path (`isLegacyRequest` is false for it), so the web
+ * request its predicate needs is not built for the common case.
+ */
+function claimsModernEra(body: unknown): boolean {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) return false;
+  const params = (body as { params?: unknown }).params;
+  if (typeof params !== 'object' || params === null) return false;
+  const meta = (params as { _meta?: unknown })._meta;
+  return typeof meta === 'object' && meta !== null && PROTOCOL_VERSION_META_KEY in meta;
+}
 
 /** Reads and parses a JSON body up to `limit` bytes; answers the request itself when it cannot. */
 async function readJsonBody(
