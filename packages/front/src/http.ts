@@ -17,6 +17,8 @@ import type { Logger } from 'pino';
 import { ADMIN_PREFIX, type AdminApi, handleAdminRequest } from './admin.js';
 import { BoundedEventStore } from './event-store.js';
 import { isAllowedHost, isAllowedOrigin } from './guards.js';
+import { header } from './http-util.js';
+import { serveModernToolCall } from './modern-call.js';
 import { NodeSessionTransport } from './session-transport.js';
 
 /**
@@ -44,6 +46,12 @@ export interface HttpFrontOptions {
    * anonymous identity is refused there.
    */
   readonly admin?: AdminApi;
+  /**
+   * Whether plain 2026-era `tools/call` requests are served without the SDK's per-request handler
+   * (`serveModernToolCall`). Default `true`; `false` sends every 2026-era request through the SDK
+   * (tests compare the two).
+   */
+  readonly modernFastPath?: boolean;
 }
 
 export interface HttpFront {
@@ -190,6 +198,7 @@ export async function serveGatewayOverHttp(gateway: Gateway, options: HttpFrontO
     }
     // The SDK serves subscriptions/listen without a hook revealing its filter; the gateway reads the
     // resource URIs off the request to subscribe upstream for as long as the stream stays open.
+    if (options.modernFastPath !== false && (await serveModernToolCall(gateway, identity, req, res, body))) return;
     const stopListening = gateway.listenFor(body);
     if (stopListening) res.once('close', stopListening);
     await requestIdentity.run(identity, () => modernNode(req, res, body));
@@ -390,11 +399,6 @@ async function readJsonBody(
     sendJsonRpcError(res, 400, RpcCode.ParseError, 'Parse error: the body is not valid JSON', null);
     return BODY_REJECTED;
   }
-}
-
-function header(req: IncomingMessage, name: string): string | undefined {
-  const value = req.headers[name];
-  return Array.isArray(value) ? value[0] : value;
 }
 
 /** 401: the credential presented is not accepted, or none was and anonymous access is off. */

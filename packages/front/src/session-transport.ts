@@ -11,19 +11,13 @@ import {
 } from '@modelcontextprotocol/server';
 import { RpcCode } from '@portcullis/core';
 import type { BoundedEventStore } from './event-store.js';
+import { header, isJsonContentType, isRecord, SSE_HEADERS } from './http-util.js';
 
 /** The SDK's bound on a batch (JSON-RPC arrays are still accepted from 2025-03-26 clients). */
 const MAX_BATCH_SIZE = 100;
 /** A comment line on idle SSE streams, so that proxies and clients do not time them out. */
 const KEEP_ALIVE_MS = 15_000;
 const STANDALONE_STREAM = '_GET_stream';
-
-const SSE_HEADERS = {
-  'content-type': 'text/event-stream',
-  'cache-control': 'no-cache, no-transform',
-  connection: 'keep-alive',
-  'x-accel-buffering': 'no',
-} as const;
 
 /** The server's SSE answer to one POST (or to a GET that resumed it). */
 interface RequestStream {
@@ -318,19 +312,6 @@ function jsonError(res: ServerResponse, status: number, code: number, message: s
   const text = JSON.stringify({ jsonrpc: '2.0', error: { code, message }, id: null });
   res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
   res.end(text);
-}
-
-function header(req: IncomingMessage, name: string): string | undefined {
-  const value = req.headers[name];
-  return Array.isArray(value) ? value[0] : value;
-}
-
-function isJsonContentType(value: string | undefined): boolean {
-  return value !== undefined && value.split(';')[0]?.trim().toLowerCase() === 'application/json';
-}
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
 const isRequestId = (id: unknown): id is RequestId =>

@@ -398,6 +398,18 @@ export class Gateway implements GatewayInternals, ListenHost {
     return scope;
   }
 
+  /**
+   * The input schema of a tool as the open scope of `upstreamSessionKey` lists it, from the cache
+   * only (no upstream round trip): `undefined` when there is no such scope yet, the list is not
+   * cached, or the tool is not listed.
+   */
+  cachedToolInputSchema(upstreamSessionKey: string, name: string): Readonly<Record<string, unknown>> | undefined {
+    const schema = this.scopes.get(upstreamSessionKey)?.catalog.peekName('tools', name)?.item.inputSchema;
+    return typeof schema === 'object' && schema !== null && !Array.isArray(schema)
+      ? (schema as Record<string, unknown>)
+      : undefined;
+  }
+
   releaseScope(key: string): void {
     this.scopes.get(key)?.dispose();
     this.scopes.delete(key);

@@ -10,7 +10,8 @@ export {
 } from './gateway.js';
 export type { ListFilter, OutboundFilter, OutboundMessage } from './hooks.js';
 export { ListenTracker, resourceSubscriptionsOf } from './listen.js';
+export { declaresMcpHeaders } from './param-headers.js';
 export { type PoolLike, providerFromPool, type UpstreamProvider } from './provider.js';
 export { createSealedState, type SealedState } from './sealed-state.js';
-export { AgentSession, type SessionInit } from './session.js';
+export { type AgentRequestIo, AgentSession, type SessionInit } from './session.js';
 export { rewriteListedUris, rewriteOutboundParams, rewriteResultUris } from './uris.js';

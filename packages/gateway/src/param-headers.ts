@@ -44,6 +44,18 @@ function declarationsOf(schema: Record<string, unknown>): readonly Declaration[]
   return found;
 }
 
+/** Whether a tool's input schema marks any argument with `x-mcp-header` (anywhere, however malformed). */
+export function declaresMcpHeaders(schema: Readonly<Record<string, unknown>>): boolean {
+  let declared = marked.get(schema);
+  if (declared === undefined) {
+    declared = JSON.stringify(schema).includes('"x-mcp-header"');
+    marked.set(schema, declared);
+  }
+  return declared;
+}
+
+const marked = new WeakMap<object, boolean>();
+
 /** The headers to send with a call of a tool whose input schema is `schema`; `undefined` when none apply. */
 export function mcpParamHeaders(schema: unknown, args: unknown): Record<string, string> | undefined {
   if (!isRecord(schema)) return undefined;

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import {
   CLIENT_CAPABILITIES_META_KEY,
+  CLIENT_INFO_META_KEY,
   type HandlerResultTypeMap,
   type Implementation,
   LOG_LEVEL_META_KEY,
@@ -48,6 +49,25 @@ export interface SessionInit {
   readonly upstreamSessionKey?: string;
 }
 
+/**
+ * One request as the session sees it, whoever carries it: the SDK server's handler context, or a
+ * front that serves the request itself (`AgentSession.dispatch`).
+ */
+export interface AgentRequestIo {
+  readonly id: string | number;
+  /** Aborted when the agent gives the request up or the session closes. */
+  readonly signal: AbortSignal;
+  /** The 2026 `_meta` envelope keys the request carried (`io.modelcontextprotocol/*`). */
+  readonly envelope: Readonly<Record<string, unknown>> | undefined;
+  /** A notification related to this request. */
+  notify(method: string, params: RpcParams): Promise<void>;
+  /** A server-to-client request related to this request (2025 era only). */
+  send(
+    request: { method: AgentRequestMethod; params: RpcParams },
+    options?: { signal?: AbortSignal },
+  ): Promise<unknown>;
+}
+
 interface ActiveCall {
   readonly ctx: RequestContext;
   readonly connection: UpstreamConnection;
@@ -59,12 +79,6 @@ interface ActiveCall {
  */
 export class AgentSession implements ScopeMember {
   readonly id: string;
-  readonly server: Server;
-  /**
-   * The same server as the SDK's high-level product, for `createMcpHandler` (2026-era HTTP): the SDK
-   * validates `Mcp-Param-*` headers only for an `McpServer`, asking it for the tool's input schema.
-   */
-  readonly product: McpServer;
   readonly era: ProtocolEra;
   readonly frontTransport: FrontTransport;
   readonly remoteAddress: string | undefined;
@@ -82,6 +96,12 @@ export class AgentSession implements ScopeMember {
   private modernCapabilities: Record<string, unknown> | undefined;
   /** The level a 2025-era agent set with logging/setLevel. */
   private legacyLogLevel: string | undefined;
+  /** Built on first use: a 2026-era request a front serves itself (`dispatch`) never needs one. */
+  private sdk: McpServer | undefined;
+  /** The agent's `clientInfo` from the envelope of a request served through `dispatch`. */
+  private dispatchedClientInfo: { name: string; version: string } | undefined;
+  /** Aborts requests served through `dispatch` when the session closes. */
+  private readonly dispatchAbort = new AbortController();
 
   constructor(
     private readonly gateway: GatewayInternals,
@@ -95,21 +115,54 @@ export class AgentSession implements ScopeMember {
     this.upstreamSessionKey = init.upstreamSessionKey ?? this.id;
     this.scope = gateway.scopeFor(this.upstreamSessionKey);
     this.scope.join(this);
+  }
+
+  /** The SDK `Server` a front transport drives. */
+  get server(): Server {
+    return this.product.server;
+  }
+
+  /**
+   * The same server as the SDK's high-level product, for `createMcpHandler` (2026-era HTTP): the SDK
+   * validates `Mcp-Param-*` headers only for an `McpServer`, asking it for the tool's input schema.
+   */
+  get product(): McpServer {
+    if (this.sdk) return this.sdk;
+    const gateway = this.gateway;
     const capabilities = gateway.capabilities();
     // Capabilities are registered on the inner Server, not passed to McpServer, so that McpServer
     // installs none of its own list/call handlers: every method goes through the pipeline.
-    this.product = new CatalogMcpServer(
+    const product = new CatalogMcpServer(
       gateway.serverInfo,
       gateway.instructions() ? { instructions: gateway.instructions() } : {},
       (name) => this.toolInputSchema(name),
     );
-    this.server = this.product.server;
-    this.server.registerCapabilities(capabilities);
+    this.sdk = product;
+    product.server.registerCapabilities(capabilities);
     this.registerHandlers(capabilities);
-    this.server.onclose = () => {
+    product.server.onclose = () => {
       void this.close();
     };
-    this.server.oninitialized = () => this.opened();
+    product.server.oninitialized = () => this.opened();
+    return product;
+  }
+
+  /**
+   * Serves one 2026-era request without an SDK server, for a front that has read and checked it
+   * itself: `params` without the envelope keys, `io.envelope` with them; `abort` (whose signal is
+   * `io.signal`) is aborted when the session closes. Resolves with the result the agent receives
+   * (before the envelope stamping), or rejects with the wire error.
+   */
+  async dispatch(method: string, params: RpcParams, io: AgentRequestIo, abort: AbortController): Promise<RpcResult> {
+    const clientInfo = io.envelope?.[CLIENT_INFO_META_KEY];
+    if (isImplementation(clientInfo)) this.dispatchedClientInfo = clientInfo;
+    const onClose = () => abort.abort(new Error('the session closed'));
+    this.dispatchAbort.signal.addEventListener('abort', onClose, { once: true });
+    try {
+      return await this.handle(method, params, io);
+    } finally {
+      this.dispatchAbort.signal.removeEventListener('abort', onClose);
+    }
   }
 
   /** The `initialize` handshake completed (2025 era): the observer sees the session and the exchange. */
@@ -176,11 +229,12 @@ export class AgentSession implements ScopeMember {
   /** The facts stages see; fixed once the agent has introduced itself. */
   sessionInfo(): SessionInfo {
     if (this.info) return this.info;
-    const clientVersion = this.server.getClientVersion();
+    const clientVersion = this.sdk?.server.getClientVersion() ?? this.dispatchedClientInfo;
     const info: SessionInfo = {
       id: this.id,
       era: this.era,
-      protocolVersion: this.server.getNegotiatedProtocolVersion() ?? (this.era === 'modern' ? '2026-07-28' : 'unknown'),
+      protocolVersion:
+        this.sdk?.server.getNegotiatedProtocolVersion() ?? (this.era === 'modern' ? '2026-07-28' : 'unknown'),
       frontTransport: this.frontTransport,
       clientInfo: clientVersion ? { name: clientVersion.name, version: clientVersion.version } : undefined,
       remoteAddress: this.remoteAddress,
@@ -208,15 +262,24 @@ export class AgentSession implements ScopeMember {
   private forwardMethod<M extends RequestMethod>(method: M): void {
     this.server.setRequestHandler(method, async (request, sdkContext) => {
       const params = withInputResponses((request.params ?? {}) as RpcParams, sdkContext);
-      const result = await this.handle(method, params, sdkContext);
+      const result = await this.handle(method, params, sdkRequestIo(sdkContext), sdkContext);
       // The SDK validates what it sends; the result is an upstream's answer or the gateway's own list page.
       return result as unknown as HandlerResultTypeMap[M];
     });
   }
 
-  private async handle(method: string, agentParams: RpcParams, sdkContext: ServerContext): Promise<RpcResult> {
-    // Closing the session closes its SDK server, which aborts every handler's signal.
-    const signal = sdkContext.mcpReq.signal;
+  /**
+   * `sdkContext` is present when the SDK server carries the request; a request served through
+   * `dispatch` never carries `requestState` (its front hands such retries to the SDK).
+   */
+  private async handle(
+    method: string,
+    agentParams: RpcParams,
+    io: AgentRequestIo,
+    sdkContext?: ServerContext,
+  ): Promise<RpcResult> {
+    // Closing the session closes its SDK server (or aborts `dispatchAbort`), which aborts every request's signal.
+    const signal = io.signal;
     try {
       let params = agentParams;
       let resume: Resume | undefined;
@@ -226,6 +289,9 @@ export class AgentSession implements ScopeMember {
         typeof params.requestState === 'string' &&
         params.requestState.startsWith(GATEWAY_STATE_PREFIX)
       ) {
+        if (sdkContext === undefined) {
+          throw new JsonRpcError(RpcCode.InvalidRequest, 'a retry carrying requestState needs the SDK path');
+        }
         ({ params, resume } = await this.gateway.interactions.claimRetry(params, sdkContext));
       }
       const target = await resolveTarget(method, params, this.scope.catalog);
@@ -235,10 +301,10 @@ export class AgentSession implements ScopeMember {
         identity: this.identity,
         method,
         params,
-        requestId: sdkContext.mcpReq.id,
+        requestId: io.id,
         target,
         signal,
-        agent: this.filteredChannel(this.agentChannel(sdkContext), () => ctx, pending),
+        agent: this.filteredChannel(this.agentChannel(io), () => ctx, pending),
         receivedAt: Date.now(),
         beforeForward: [],
         annotations: new Map(),
@@ -284,9 +350,8 @@ export class AgentSession implements ScopeMember {
     };
   }
 
-  private agentChannel(sdkContext: ServerContext): AgentChannel {
-    // The SDK types the envelope as an empty object; its keys are the reserved `io.modelcontextprotocol/*` names.
-    const envelope = sdkContext.mcpReq.envelope as Readonly<Record<string, unknown>> | undefined;
+  private agentChannel(io: AgentRequestIo): AgentChannel {
+    const envelope = io.envelope;
     const declared =
       this.era === 'modern' ? envelope?.[CLIENT_CAPABILITIES_META_KEY] : this.server.getClientCapabilities();
     const capabilities = (declared ?? {}) as Record<string, unknown>;
@@ -299,10 +364,10 @@ export class AgentSession implements ScopeMember {
       logLevel: typeof logLevel === 'string' ? logLevel : undefined,
       notify: (method, params) => {
         this.gateway.observeNotification?.(this.id, method, params);
-        return sdkContext.mcpReq.notify({ method, params });
+        return io.notify(method, params);
       },
       request: (method, params, options) =>
-        this.observedSendToAgent(method, params, (request) => sdkContext.mcpReq.send(request, options)),
+        this.observedSendToAgent(method, params, (request) => io.send(request, options)),
     };
   }
 
@@ -437,7 +502,8 @@ export class AgentSession implements ScopeMember {
     if (this.closed) return;
     this.closed = true;
     // Aborts the calls in flight first, so that no upstream call outlives the session.
-    await this.server.close().catch(() => undefined);
+    this.dispatchAbort.abort();
+    await this.sdk?.server.close().catch(() => undefined);
     this.gateway.sessionClosed(this);
     this.scope.leave(this);
     for (const target of this.subscriptions.values())
@@ -460,6 +526,24 @@ function withInputResponses(params: RpcParams, sdkContext: ServerContext): RpcPa
     ...(inputResponses !== undefined ? { inputResponses } : {}),
     ...(requestState !== undefined ? { requestState } : {}),
   };
+}
+
+/** The request io of a request the SDK server carries. */
+function sdkRequestIo(sdkContext: ServerContext): AgentRequestIo {
+  return {
+    id: sdkContext.mcpReq.id,
+    signal: sdkContext.mcpReq.signal,
+    // The SDK types the envelope as an empty object; its keys are the reserved `io.modelcontextprotocol/*` names.
+    envelope: sdkContext.mcpReq.envelope as Readonly<Record<string, unknown>> | undefined,
+    notify: (method, params) => sdkContext.mcpReq.notify({ method, params }),
+    send: (request, options) => sdkContext.mcpReq.send(request, options),
+  };
+}
+
+function isImplementation(value: unknown): value is { name: string; version: string } {
+  if (typeof value !== 'object' || value === null) return false;
+  const { name, version } = value as { name?: unknown; version?: unknown };
+  return typeof name === 'string' && typeof version === 'string';
 }
 
 type AgentRequestMethod = 'sampling/createMessage' | 'elicitation/create' | 'roots/list';

@@ -120,8 +120,10 @@ interface LiveSession {
   subscription: McpSubscription | undefined;
   /** Serialises listen-filter updates. */
   listenChain: Promise<void>;
-  /** Present when requests bypass the SDK client (a 2025-era Streamable HTTP session, see `directRequest`). */
+  /** Present when requests bypass the SDK client (a Streamable HTTP session, see `directRequest`). */
   readonly direct: DirectHttpPeer | undefined;
+  /** Aborted when the session ends, failing its direct requests still in flight. */
+  readonly ended: AbortController;
 }
 
 interface ReadyWaiter {
@@ -407,6 +409,7 @@ export class ManagedUpstreamConnection implements UpstreamConnection {
       this.connectingTransport = undefined;
     }
     const era = client.getProtocolEra() ?? 'legacy';
+    const ended = new AbortController();
     if (prior === undefined) this.rememberVerdict(client, era);
     this.logger.info(
       { era, protocolVersion: client.getNegotiatedProtocolVersion(), server: client.getServerVersion() },
@@ -422,8 +425,9 @@ export class ManagedUpstreamConnection implements UpstreamConnection {
         listenChain: Promise.resolve(),
         direct:
           transport instanceof StreamableHTTPClientTransport && this.options.fetch === undefined
-            ? this.directPeer(client, transport, era)
+            ? this.directPeer(client, transport, era, ended.signal)
             : undefined,
+        ended,
       },
       disconnected,
     };
@@ -498,7 +502,12 @@ export class ManagedUpstreamConnection implements UpstreamConnection {
    * to the same listeners, and server-to-client requests answered through the SDK transport for
    * exactly the capabilities declared (as `registerServerRequestHandlers` does for the SDK path).
    */
-  private directPeer(client: Client, transport: StreamableHTTPClientTransport, era: ProtocolEra): DirectHttpPeer {
+  private directPeer(
+    client: Client,
+    transport: StreamableHTTPClientTransport,
+    era: ProtocolEra,
+    closed: AbortSignal,
+  ): DirectHttpPeer {
     const spec = this.spec;
     const protocolVersion = client.getNegotiatedProtocolVersion();
     if (spec.transport !== 'streamable-http') throw new Error('direct requests need a Streamable HTTP upstream');
@@ -520,6 +529,7 @@ export class ManagedUpstreamConnection implements UpstreamConnection {
         upstream: spec.name,
         url: new URL(spec.url),
         headers: () => fixed,
+        closed,
         envelope: {
           [PROTOCOL_VERSION_META_KEY]: protocolVersion ?? MODERN_PROTOCOL_VERSION,
           [CLIENT_INFO_META_KEY]: this.options.clientInfo ?? DEFAULT_CLIENT_INFO,
@@ -534,6 +544,7 @@ export class ManagedUpstreamConnection implements UpstreamConnection {
     return {
       upstream: spec.name,
       url: new URL(spec.url),
+      closed,
       headers: () => {
         if (headers !== undefined) return headers;
         const current: Record<string, string> = { ...spec.headers };
@@ -741,6 +752,7 @@ export class ManagedUpstreamConnection implements UpstreamConnection {
 }
 
 async function closeSession(session: LiveSession): Promise<void> {
+  session.ended.abort();
   const subscription = session.subscription;
   session.subscription = undefined;
   await subscription?.close().catch(() => undefined);

@@ -28,6 +28,8 @@ export interface DirectHttpPeer {
   serverRequest(message: WireMessage): void;
   /** Tells the upstream the request was given up (`notifications/cancelled`). */
   cancel(requestId: string, reason: string): void;
+  /** Aborted when the connection's session ends: requests still in flight fail as unavailable. */
+  readonly closed: AbortSignal;
 }
 
 export interface DirectRequestOptions {
@@ -92,6 +94,7 @@ export function directRequest(
       settled = true;
       clearTimeout(timer);
       signal?.removeEventListener('abort', onAbort);
+      peer.closed.removeEventListener('abort', onClosed);
       if (error === undefined && result !== undefined) {
         // The upstream ends the stream once it has answered; the socket goes back to the pool.
         resolve(result);
@@ -119,6 +122,7 @@ export function directRequest(
       timer.unref();
     };
     const onAbort = (): void => giveUp('cancelled by the agent', cancelledError(peer.upstream, signal?.reason));
+    const onClosed = (): void => finish(unavailableError(peer.upstream, 'connection closed'));
 
     const deliver = (message: unknown): void => {
       if (settled || typeof message !== 'object' || message === null || Array.isArray(message)) return;
@@ -131,7 +135,11 @@ export function directRequest(
         const notificationParams = isRecord(wire.params) ? (wire.params as RpcParams) : {};
         if (wire.method === 'notifications/progress' && notificationParams.progressToken === id) {
           armTimer();
-          options.onProgress?.(toProgress(notificationParams));
+          try {
+            options.onProgress?.(toProgress(notificationParams));
+          } catch {
+            // The caller's callback failing must not end the exchange (the SDK client ignores it too).
+          }
           return;
         }
         peer.notification(wire.method, notificationParams);
@@ -246,6 +254,7 @@ export function directRequest(
     );
     outgoing.once('error', (error) => finish(unavailableError(peer.upstream, error)));
     signal?.addEventListener('abort', onAbort, { once: true });
+    peer.closed.addEventListener('abort', onClosed, { once: true });
     armTimer();
     outgoing.end(body);
   });

@@ -358,12 +358,7 @@ describe.each(['legacy', 'modern'] as const)('direct path, %s era, against real 
     await eventually(async () => (await sdkServer.stats()).aborted === before + 1, 'abort to reach the upstream tool');
   });
 
-  // BUG (direct path): close() does not end a direct request in flight. Input: a call to
-  // fixture_slow {ms: 1500}, then connection.close() 100 ms later. Expected (as on the SDK path,
-  // checked: "upstream.unavailable: Connection closed" within ~40 ms): the call rejects with
-  // upstream.unavailable at once. Actual: the POST is independent of the session, so the call goes on
-  // and resolves with the tool's result ~1.4 s after close() (or runs until timeoutMs).
-  it.fails('close() ends a request in flight with upstream.unavailable', async () => {
+  it('close() ends a request in flight with upstream.unavailable', async () => {
     const connection = connect(fixture.url, era);
     await connection.ready();
     const call = callTool(connection, 'fixture_slow', { ms: 1_500, steps: 1 }).then(
@@ -379,12 +374,7 @@ describe.each(['legacy', 'modern'] as const)('direct path, %s era, against real 
     expect(outcome).toMatchObject({ settled: 'rejected', error: { code: UpstreamErrorCode.Unavailable } });
   });
 
-  // BUG (direct path): an onProgress callback that throws escapes as an uncaught exception (thrown
-  // from the http response's 'data' listener; node reports "Parse Error: JS Exception") and the
-  // call then fails with upstream.unavailable. Expected (as on the SDK path, checked): the call
-  // resolves with the tool's result and nothing escapes. Without a process-level handler the
-  // exception would end the gateway process.
-  it.fails('an onProgress callback that throws neither escapes nor breaks the call', async () => {
+  it('an onProgress callback that throws neither escapes nor breaks the call', async () => {
     const connection = connect(fixture.url, era);
     await connection.ready();
     const escaped: unknown[] = [];

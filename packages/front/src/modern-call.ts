@@ -1,0 +1,219 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import {
+  CLIENT_CAPABILITIES_META_KEY,
+  CLIENT_INFO_META_KEY,
+  LOG_LEVEL_META_KEY,
+  PROTOCOL_VERSION_META_KEY,
+  SERVER_INFO_META_KEY,
+} from '@modelcontextprotocol/server';
+import {
+  encodeMcpHeaderValue,
+  type Identity,
+  JsonRpcError,
+  RpcCode,
+  type RpcParams,
+  type RpcResult,
+} from '@portcullis/core';
+import { type AgentRequestIo, declaresMcpHeaders, type Gateway } from '@portcullis/gateway';
+import { header, isJsonContentType, isRecord, SSE_HEADERS } from './http-util.js';
+
+const MODERN_VERSION = '2026-07-28';
+const ENVELOPE_KEYS: ReadonlySet<string> = new Set([
+  PROTOCOL_VERSION_META_KEY,
+  CLIENT_INFO_META_KEY,
+  CLIENT_CAPABILITIES_META_KEY,
+  LOG_LEVEL_META_KEY,
+]);
+const META_KEYS: ReadonlySet<string> = new Set([...ENVELOPE_KEYS, 'progressToken']);
+const REQUEST_KEYS: ReadonlySet<string> = new Set(['jsonrpc', 'id', 'method', 'params']);
+const PARAMS_KEYS: ReadonlySet<string> = new Set(['name', 'arguments', '_meta']);
+const CLIENT_INFO_KEYS: ReadonlySet<string> = new Set(['name', 'version', 'title']);
+const LOG_LEVELS: ReadonlySet<string> = new Set([
+  'debug',
+  'info',
+  'notice',
+  'warning',
+  'error',
+  'critical',
+  'alert',
+  'emergency',
+]);
+
+/** A 2026-era `tools/call` this front serves itself, as read off the request. */
+interface ModernToolCall {
+  readonly id: string | number;
+  readonly name: string;
+  /** The params the session sees: without the envelope keys (the SDK lifts them out the same way). */
+  readonly params: RpcParams;
+  readonly envelope: Readonly<Record<string, unknown>>;
+}
+
+/**
+ * The hot path of the 2026 era: a plain `tools/call` served without the SDK's per-request handler
+ * (which builds a web request, an SDK server and a per-request transport for every call).
+ *
+ * It takes only requests the SDK would accept unchanged, checked conservatively: a single request
+ * with exactly the members and envelope keys a client sends, the `2026-07-28` revision in the
+ * envelope and in `MCP-Protocol-Version`, `Mcp-Method`/`Mcp-Name` equal to the body (the name
+ * plain, not base64-encoded), no `Mcp-Param-*` header, no retry material (`requestState`,
+ * `inputResponses`), and a tool the caller's scope has listed whose input schema declares no
+ * `x-mcp-header`. Anything else (and every error answer the SDK's validation ladder gives) is left
+ * to the SDK: this returns `false` without touching `res`.
+ *
+ * What it sends is what the SDK sends: the result stamped with `resultType: "complete"` (unless the
+ * result carries its own) and the gateway's `io.modelcontextprotocol/serverInfo` in `_meta`, as a
+ * JSON body when nothing precedes it, or as the last event of an SSE stream that the first related
+ * notification opened; errors as JSON-RPC errors with status 200. A closed connection cancels the
+ * call.
+ */
+export async function serveModernToolCall(
+  gateway: Gateway,
+  identity: Identity,
+  req: IncomingMessage,
+  res: ServerResponse,
+  body: unknown,
+): Promise<boolean> {
+  const call = readModernToolCall(req, body);
+  if (call === undefined) return false;
+  const upstreamSessionKey = `modern:${identity.subject}`;
+  const schema = gateway.cachedToolInputSchema(upstreamSessionKey, call.name);
+  if (schema === undefined || declaresMcpHeaders(schema)) return false;
+
+  const session = gateway.createSession({
+    era: 'modern',
+    frontTransport: 'streamable-http',
+    identity,
+    upstreamSessionKey,
+  });
+  const abort = new AbortController();
+  let answered = false;
+  let streaming = false;
+  res.once('close', () => {
+    if (!answered) abort.abort(new Error('the agent closed the request'));
+  });
+  const writeEvent = (message: unknown): void => {
+    if (!streaming) {
+      streaming = true;
+      res.writeHead(200, SSE_HEADERS);
+    }
+    res.write(`event: message\ndata: ${JSON.stringify(message)}\n\n`);
+  };
+  const io: AgentRequestIo = {
+    id: call.id,
+    signal: abort.signal,
+    envelope: call.envelope,
+    notify: async (method, params) => {
+      if (!answered && !res.writableEnded) writeEvent({ jsonrpc: '2.0', method, params });
+    },
+    send: () =>
+      Promise.reject(
+        new JsonRpcError(RpcCode.MethodNotFound, 'a 2026-era agent is asked through input_required results'),
+      ),
+  };
+  let response: Record<string, unknown>;
+  try {
+    const result = await session.dispatch('tools/call', call.params, io, abort);
+    response = { result: encodeResult(result, gateway.serverInfo), jsonrpc: '2.0', id: call.id };
+  } catch (error) {
+    response = { jsonrpc: '2.0', id: call.id, error: wireError(error) };
+  }
+  answered = true;
+  void session.close();
+  if (abort.signal.aborted || res.writableEnded) return true;
+  if (streaming) {
+    res.end(`event: message\ndata: ${JSON.stringify(response)}\n\n`);
+  } else {
+    const text = JSON.stringify(response);
+    res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+    res.end(text);
+  }
+  return true;
+}
+
+/** The call, when the request is one `serveModernToolCall` serves exactly as the SDK would. */
+function readModernToolCall(req: IncomingMessage, body: unknown): ModernToolCall | undefined {
+  if (req.method !== 'POST' || !isJsonContentType(header(req, 'content-type'))) return undefined;
+  const accept = header(req, 'accept') ?? '';
+  if (!accept.includes('application/json') || !accept.includes('text/event-stream')) return undefined;
+  if (!isRecord(body) || !onlyKeys(body, REQUEST_KEYS) || body.jsonrpc !== '2.0' || body.method !== 'tools/call') {
+    return undefined;
+  }
+  const id = body.id;
+  if (typeof id !== 'string' && !Number.isSafeInteger(id)) return undefined;
+  const params = body.params;
+  if (!isRecord(params) || !onlyKeys(params, PARAMS_KEYS)) return undefined;
+  const { name, arguments: args, _meta: meta } = params;
+  if (typeof name !== 'string' || (args !== undefined && !isRecord(args))) return undefined;
+  if (!isRecord(meta) || !onlyKeys(meta, META_KEYS) || !isEnvelope(meta)) return undefined;
+  if (
+    header(req, 'mcp-protocol-version') !== MODERN_VERSION ||
+    header(req, 'mcp-method') !== 'tools/call' ||
+    header(req, 'mcp-name') !== name ||
+    encodeMcpHeaderValue(name) !== name
+  ) {
+    return undefined;
+  }
+  for (const key of Object.keys(req.headers)) if (key.startsWith('mcp-param-')) return undefined;
+  const envelope: Record<string, unknown> = {};
+  let rest: Record<string, unknown> | undefined;
+  for (const [key, value] of Object.entries(meta)) {
+    if (ENVELOPE_KEYS.has(key)) envelope[key] = value;
+    else {
+      rest ??= {};
+      rest[key] = value;
+    }
+  }
+  const sessionParams: RpcParams = {
+    name,
+    ...(args !== undefined && { arguments: args }),
+    ...(rest && { _meta: rest }),
+  };
+  return { id: id as string | number, name, params: sessionParams, envelope };
+}
+
+/** The envelope a 2026-era client sends, in the shapes the SDK's envelope schema accepts. */
+function isEnvelope(meta: Record<string, unknown>): boolean {
+  if (meta[PROTOCOL_VERSION_META_KEY] !== MODERN_VERSION) return false;
+  const capabilities = meta[CLIENT_CAPABILITIES_META_KEY];
+  if (!isRecord(capabilities) || !Object.values(capabilities).every(isRecord)) return false;
+  const clientInfo = meta[CLIENT_INFO_META_KEY];
+  if (
+    clientInfo !== undefined &&
+    !(
+      isRecord(clientInfo) &&
+      onlyKeys(clientInfo, CLIENT_INFO_KEYS) &&
+      typeof clientInfo.name === 'string' &&
+      typeof clientInfo.version === 'string' &&
+      Object.values(clientInfo).every((value) => typeof value === 'string')
+    )
+  ) {
+    return false;
+  }
+  const level = meta[LOG_LEVEL_META_KEY];
+  if (level !== undefined && !(typeof level === 'string' && LOG_LEVELS.has(level))) return false;
+  const token = meta.progressToken;
+  return token === undefined || typeof token === 'string' || Number.isSafeInteger(token);
+}
+
+/** The SDK's 2026 result encoding for `tools/call`: the `resultType` stamp, then the server's identity in `_meta`. */
+function encodeResult(result: RpcResult, serverInfo: Readonly<Record<string, unknown>>): RpcResult {
+  const stamped = result.resultType === undefined ? { ...result, resultType: 'complete' } : result;
+  const meta = stamped._meta;
+  if (meta === undefined) return { ...stamped, _meta: { [SERVER_INFO_META_KEY]: serverInfo } };
+  if (!isRecord(meta) || meta[SERVER_INFO_META_KEY] !== undefined) return stamped;
+  return { ...stamped, _meta: { ...meta, [SERVER_INFO_META_KEY]: serverInfo } };
+}
+
+/** A wire error as the SDK sends a handler's: its integer code (-32002 as -32602 in this revision), message and data. */
+function wireError(error: unknown): Record<string, unknown> {
+  if (!(error instanceof JsonRpcError)) return { code: RpcCode.InternalError, message: 'Internal error' };
+  const code = Number.isSafeInteger(error.code) ? (error.code === -32002 ? -32602 : error.code) : RpcCode.InternalError;
+  return error.data === undefined
+    ? { code, message: error.message }
+    : { code, message: error.message, data: error.data };
+}
+
+function onlyKeys(value: Record<string, unknown>, allowed: ReadonlySet<string>): boolean {
+  for (const key in value) if (!allowed.has(key)) return false;
+  return true;
+}
