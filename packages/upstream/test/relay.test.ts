@@ -228,7 +228,8 @@ describe('subscriptions survive a reconnect', () => {
       await callTool(connection, 'bump');
       await waitFor(() => updates.length === 1, 5_000, 'the first update');
 
-      await callTool(connection, 'crash');
+      // The child exits 10 ms after answering: on a loaded machine the exit can be seen first.
+      await callTool(connection, 'crash').catch(() => undefined);
       await waitFor(() => connection.status !== 'connected', 5_000, 'the crash to be noticed');
       await connection.ready().catch(() => undefined);
       await waitFor(() => connection.status === 'connected', 10_000, 'the reconnect');
