@@ -109,13 +109,15 @@ export async function serveGatewayOverHttp(gateway: Gateway, options: HttpFrontO
   const sseSessions = new Map<string, SseSession>();
   const authenticate: HttpAuthenticator =
     options.authenticate ?? (() => (options.anonymous === false ? undefined : anonymousIdentity()));
-  // The identity of the 2026-era request being served, for the SDK's per-request factory.
-  const requestIdentity = new AsyncLocalStorage<Identity>();
+  // The 2026-era request being served, for the SDK's per-request factory: its identity, and where
+  // the session made for it is kept so that the front can close it when the exchange ends.
+  const modernRequest = new AsyncLocalStorage<{ identity: Identity; session?: AgentSession }>();
 
   const modern = createMcpHandler(
     async ({ era, requestInfo }) => {
-      const identity = requestIdentity.getStore();
-      if (identity === undefined) throw new Error('2026-era request served without an identity');
+      const request = modernRequest.getStore();
+      if (request === undefined) throw new Error('2026-era request served without an identity');
+      const { identity } = request;
       const session = gateway.createSession({
         era,
         frontTransport: 'streamable-http',
@@ -124,6 +126,7 @@ export async function serveGatewayOverHttp(gateway: Gateway, options: HttpFrontO
         // named `anonymous`).
         upstreamSessionKey: `modern:${identity.subject}`,
       });
+      request.session = session;
       // The SDK checks Mcp-Param-* headers against the called tool's schema before dispatch.
       if (requestInfo?.headers.get('mcp-method') === 'tools/call') await session.prepareToolSchemas();
       return session.product;
@@ -201,7 +204,11 @@ export async function serveGatewayOverHttp(gateway: Gateway, options: HttpFrontO
     if (options.modernFastPath !== false && (await serveModernToolCall(gateway, identity, req, res, body))) return;
     const stopListening = gateway.listenFor(body);
     if (stopListening) res.once('close', stopListening);
-    await requestIdentity.run(identity, () => modernNode(req, res, body));
+    const request: { identity: Identity; session?: AgentSession } = { identity };
+    // The SDK closes the server of an exchange it served, but not one it refused after the factory
+    // ran (a Mcp-Param-* mismatch) nor the one behind a subscriptions/listen stream.
+    res.once('close', () => void request.session?.close());
+    await modernRequest.run(request, () => modernNode(req, res, body));
   };
 
   const handleSseOpen = async (req: IncomingMessage, res: ServerResponse, identity: Identity): Promise<void> => {

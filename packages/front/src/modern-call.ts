@@ -111,11 +111,16 @@ export async function serveModernToolCall(
       ),
   };
   let response: Record<string, unknown>;
+  let status = 200;
   try {
     const result = await session.dispatch('tools/call', call.params, io, abort);
+    checkInputRequests(result, call.envelope[CLIENT_CAPABILITIES_META_KEY]);
     response = { result: encodeResult(result, gateway.serverInfo), jsonrpc: '2.0', id: call.id };
   } catch (error) {
-    response = { jsonrpc: '2.0', id: call.id, error: wireError(error) };
+    const wire = wireError(error);
+    // The one in-band error the SDK answers with an HTTP error status (unless a stream is open).
+    if (wire.code === MISSING_CLIENT_CAPABILITY) status = 400;
+    response = { jsonrpc: '2.0', id: call.id, error: wire };
   }
   answered = true;
   void session.close();
@@ -124,7 +129,7 @@ export async function serveModernToolCall(
     res.end(`event: message\ndata: ${JSON.stringify(response)}\n\n`);
   } else {
     const text = JSON.stringify(response);
-    res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+    res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
     res.end(text);
   }
   return true;
@@ -204,13 +209,108 @@ function encodeResult(result: RpcResult, serverInfo: Readonly<Record<string, unk
   return { ...stamped, _meta: { ...meta, [SERVER_INFO_META_KEY]: serverInfo } };
 }
 
-/** A wire error as the SDK sends a handler's: its integer code (-32002 as -32602 in this revision), message and data. */
-function wireError(error: unknown): Record<string, unknown> {
-  if (!(error instanceof JsonRpcError)) return { code: RpcCode.InternalError, message: 'Internal error' };
-  const code = Number.isSafeInteger(error.code) ? (error.code === -32002 ? -32602 : error.code) : RpcCode.InternalError;
-  return error.data === undefined
-    ? { code, message: error.message }
-    : { code, message: error.message, data: error.data };
+/** A JSON-RPC error as the SDK sends a handler's: its integer code (-32002 as -32602 in this revision), message and data. */
+function wireError(error: unknown): { code: number; message: string; data?: unknown } {
+  const { code, message, data } = (typeof error === 'object' && error !== null ? error : {}) as {
+    code?: unknown;
+    message?: unknown;
+    data?: unknown;
+  };
+  const thrown = typeof code === 'number' && Number.isSafeInteger(code) ? code : RpcCode.InternalError;
+  return {
+    code: thrown === -32002 ? -32602 : thrown,
+    message: typeof message === 'string' ? message : 'Internal error',
+    ...(data !== undefined && { data }),
+  };
+}
+
+const MISSING_CLIENT_CAPABILITY = -32021;
+
+/**
+ * The SDK's check of an `input_required` result before it leaves: it must carry input requests or
+ * a request state, every input request must be an embedded elicitation, sampling or roots request,
+ * and the request's declared client capabilities must cover each (-32021 naming what is missing).
+ */
+function checkInputRequests(result: RpcResult, declared: unknown): void {
+  if (result.resultType !== 'input_required') return;
+  const inputRequests = isRecord(result.inputRequests) ? result.inputRequests : {};
+  const keys = Object.keys(inputRequests);
+  if (keys.length === 0 && typeof result.requestState !== 'string') {
+    throw new JsonRpcError(
+      RpcCode.InternalError,
+      'Handler for tools/call returned an input-required result with neither inputRequests nor requestState (every InputRequiredResult must include at least one of the two)',
+    );
+  }
+  const capabilities = isRecord(declared) ? declared : {};
+  for (const key of keys) {
+    const entry = inputRequests[key];
+    if (!isRecord(entry) || typeof entry.method !== 'string') {
+      throw new JsonRpcError(
+        RpcCode.InternalError,
+        `Handler for tools/call returned an invalid input request '${key}': each inputRequests entry must be an embedded elicitation/create, sampling/createMessage, or roots/list request`,
+      );
+    }
+    const required = requiredCapabilities(entry.method, isRecord(entry.params) ? entry.params : {});
+    if (required === undefined) {
+      throw new JsonRpcError(
+        RpcCode.InternalError,
+        `Handler for tools/call returned an input request '${key}' of kind '${entry.method}', which is not an embedded request the 2026-07-28 revision defines`,
+      );
+    }
+    const missing = missingCapabilities(required, capabilities);
+    if (missing !== undefined) {
+      throw new JsonRpcError(
+        MISSING_CLIENT_CAPABILITY,
+        `Cannot request input '${key}' (${entry.method}): the request's client capabilities do not declare the required capability`,
+        { requiredCapabilities: missing },
+      );
+    }
+  }
+}
+
+function requiredCapabilities(
+  method: string,
+  params: Record<string, unknown>,
+): Record<string, Record<string, unknown>> | undefined {
+  switch (method) {
+    case 'elicitation/create':
+      return params.mode === 'url' ? { elicitation: { url: {} } } : { elicitation: { form: {} } };
+    case 'sampling/createMessage':
+      return params.tools !== undefined || params.toolChoice !== undefined
+        ? { sampling: { tools: {} } }
+        : { sampling: {} };
+    case 'roots/list':
+      return { roots: {} };
+    default:
+      return undefined;
+  }
+}
+
+/**
+ * The required capabilities not declared: a capability counts when its key is declared and each
+ * member it names is too, except that a bare `elicitation` (no mode) declares `form`.
+ */
+function missingCapabilities(
+  required: Record<string, Record<string, unknown>>,
+  declared: Record<string, unknown>,
+): Record<string, unknown> | undefined {
+  const missing: Record<string, unknown> = {};
+  for (const [capability, members] of Object.entries(required)) {
+    const value = declared[capability];
+    if (value === undefined) {
+      missing[capability] = members;
+      continue;
+    }
+    if (!isRecord(value)) continue;
+    const absent: Record<string, unknown> = {};
+    for (const [member, requirement] of Object.entries(members)) {
+      const bareElicitation =
+        capability === 'elicitation' && member === 'form' && value.form === undefined && value.url === undefined;
+      if (value[member] === undefined && !bareElicitation) absent[member] = requirement;
+    }
+    if (Object.keys(absent).length > 0) missing[capability] = absent;
+  }
+  return Object.keys(missing).length > 0 ? missing : undefined;
 }
 
 function onlyKeys(value: Record<string, unknown>, allowed: ReadonlySet<string>): boolean {

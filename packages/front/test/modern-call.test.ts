@@ -401,15 +401,7 @@ describe('2026-era tools/call: fast path vs SDK handler', () => {
     expect(resultOf(pair.fast).resultType).toBe('input_required');
   });
 
-  // DIVERGENCE (the upstream's JSON-RPC error). The fixture answers this call with -32021 (it asks for
-  // sampling, which the envelope does not declare). SDK front: HTTP 400, {code: -32021, message:
-  // "Cannot request input 'sampling' (sampling/createMessage): the request's client capabilities do not
-  // declare the required capability", data: {requiredCapabilities: {sampling: {}}}}. Fast path: HTTP
-  // 200, {code: -32603, message: "Internal error"}. AgentSession.dispatch rejects with what
-  // toWireError returns, an SDK ProtocolError, which wireError (modern-call.ts) does not recognise (it
-  // checks `instanceof JsonRpcError`); and the SDK answers -32021 with its ladder status 400 even when
-  // a handler throws it, where the fast path always answers 200.
-  it.fails('input_required without the capability declared (test_missing_capability)', async () => {
+  it('input_required without the capability declared (test_missing_capability)', async () => {
     const name = 'fx__test_missing_capability';
     const pair = await both(headersFor('tools/call', name), call(15, name, {}));
     expectParity(pair);
@@ -544,11 +536,7 @@ describe('2026-era tools/call: fast path vs SDK handler', () => {
     expectSdkPath(pair);
   });
 
-  // NOT A FAST-PATH DIVERGENCE (the SDK path on its own, in http.ts): a call the SDK refuses for its
-  // Mcp-Param-* headers (-32020) leaves the gateway session its per-request factory created open for
-  // good (gateway.sessionCount grows by one per refused request, on either front): the factory runs
-  // (the header check needs the McpServer's schemas) but the refused request never closes that server.
-  it.fails('a call refused for its Mcp-Param-* header leaves no gateway session behind (SDK path)', async () => {
+  it('a call refused for its Mcp-Param-* header leaves no gateway session behind (SDK path)', async () => {
     const { sdk, gw } = fronts();
     const name = 'fx__test_custom_headers';
     const before = await settledSessionCount(gw);
@@ -686,24 +674,17 @@ describe('2026-era tools/call: fast path vs SDK handler', () => {
     expectSdkPath(pair);
   });
 
-  // DIVERGENCE (same cause: ProtocolError is not a JsonRpcError). SDK front: HTTP 200, {code: -32013,
-  // message: "the session log cannot record", data: {store: "down"}}. Fast path: HTTP 200, {code:
-  // -32603, message: "Internal error"}.
-  it.fails('a stage failing with a JSON-RPC error (-32013, with data)', async () => {
+  it('a stage failing with a JSON-RPC error (-32013, with data)', async () => {
     const pair = await both(headersFor('tools/call', ECHO), call(42, ECHO, { fail: 'audit' }));
     expectParity(pair);
   });
 
-  // DIVERGENCE (same cause). SDK front: {code: -32602, message: "no such thing"}. Fast path: {code:
-  // -32603, message: "Internal error"}. Both HTTP 200.
-  it.fails('a stage failing with -32002', async () => {
+  it('a stage failing with -32002', async () => {
     const pair = await both(headersFor('tools/call', ECHO), call(43, ECHO, { fail: 'not-found' }));
     expectParity(pair);
   });
 
-  // DIVERGENCE (same cause). SDK front: {code: -32603, message: "Internal error in the gateway"} (the
-  // message toWireError gives). Fast path: {code: -32603, message: "Internal error"}. Both HTTP 200.
-  it.fails('a stage crashing', async () => {
+  it('a stage crashing', async () => {
     const pair = await both(headersFor('tools/call', ECHO), call(44, ECHO, { fail: 'crash' }));
     expectParity(pair);
   });
