@@ -385,15 +385,7 @@ async function readJsonBody(
     sendJsonRpcError(res, 413, RpcCode.MessageTooLarge, `Message exceeds the size limit of ${limit} bytes`, null);
     return BODY_REJECTED;
   }
-  const chunks: Buffer[] = [];
-  let size = 0;
-  let tooLarge = false;
-  for await (const chunk of req) {
-    const buffer = chunk as Buffer;
-    size += buffer.length;
-    if (size > limit) tooLarge = true;
-    if (!tooLarge) chunks.push(buffer);
-  }
+  const { chunks, tooLarge } = await readChunks(req, limit);
   if (tooLarge) {
     sendJsonRpcError(res, 413, RpcCode.MessageTooLarge, `Message exceeds the size limit of ${limit} bytes`, null);
     return BODY_REJECTED;
@@ -406,6 +398,28 @@ async function readJsonBody(
     sendJsonRpcError(res, 400, RpcCode.ParseError, 'Parse error: the body is not valid JSON', null);
     return BODY_REJECTED;
   }
+}
+
+/**
+ * The body's chunks up to `limit` bytes (the rest is read and dropped). Listeners rather than an
+ * async iterator: the iterator's promise machinery was a visible share of a small request's cost.
+ */
+function readChunks(req: IncomingMessage, limit: number): Promise<{ chunks: Buffer[]; tooLarge: boolean }> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let tooLarge = false;
+    req.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > limit) tooLarge = true;
+      if (!tooLarge) chunks.push(chunk);
+    });
+    req.once('end', () => resolve({ chunks, tooLarge }));
+    req.once('error', reject);
+    req.once('close', () => {
+      if (!req.complete) reject(new Error('the request was aborted before its body was read'));
+    });
+  });
 }
 
 /** 401: the credential presented is not accepted, or none was and anonymous access is off. */

@@ -100,8 +100,8 @@ export class AgentSession implements ScopeMember {
   private sdk: McpServer | undefined;
   /** The agent's `clientInfo` from the envelope of a request served through `dispatch`. */
   private dispatchedClientInfo: { name: string; version: string } | undefined;
-  /** Aborts requests served through `dispatch` when the session closes. */
-  private readonly dispatchAbort = new AbortController();
+  /** Requests served through `dispatch` and still running: aborted when the session closes. */
+  private readonly dispatched = new Set<AbortController>();
 
   constructor(
     private readonly gateway: GatewayInternals,
@@ -156,12 +156,11 @@ export class AgentSession implements ScopeMember {
   async dispatch(method: string, params: RpcParams, io: AgentRequestIo, abort: AbortController): Promise<RpcResult> {
     const clientInfo = io.envelope?.[CLIENT_INFO_META_KEY];
     if (isImplementation(clientInfo)) this.dispatchedClientInfo = clientInfo;
-    const onClose = () => abort.abort(new Error('the session closed'));
-    this.dispatchAbort.signal.addEventListener('abort', onClose, { once: true });
+    this.dispatched.add(abort);
     try {
       return await this.handle(method, params, io);
     } finally {
-      this.dispatchAbort.signal.removeEventListener('abort', onClose);
+      this.dispatched.delete(abort);
     }
   }
 
@@ -278,7 +277,7 @@ export class AgentSession implements ScopeMember {
     io: AgentRequestIo,
     sdkContext?: ServerContext,
   ): Promise<RpcResult> {
-    // Closing the session closes its SDK server (or aborts `dispatchAbort`), which aborts every request's signal.
+    // Closing the session closes its SDK server and aborts what `dispatch` runs: every request's signal.
     const signal = io.signal;
     try {
       let params = agentParams;
@@ -502,7 +501,7 @@ export class AgentSession implements ScopeMember {
     if (this.closed) return;
     this.closed = true;
     // Aborts the calls in flight first, so that no upstream call outlives the session.
-    this.dispatchAbort.abort();
+    for (const abort of this.dispatched) abort.abort(new Error('the session closed'));
     await this.sdk?.server.close().catch(() => undefined);
     this.gateway.sessionClosed(this);
     this.scope.leave(this);

@@ -104,6 +104,10 @@ export function directRequest(
       // Given up or broken: the exchange cannot be reused.
       outgoing.destroy();
     };
+    // Errors are built only when they settle the exchange (an Error captures a stack trace).
+    const fail = (reason: unknown): void => {
+      if (!settled) finish(unavailableError(peer.upstream, reason));
+    };
     const giveUp = (reason: string, error: unknown): void => {
       if (settled) return;
       peer.cancel(id, reason);
@@ -122,7 +126,7 @@ export function directRequest(
       timer.unref();
     };
     const onAbort = (): void => giveUp('cancelled by the agent', cancelledError(peer.upstream, signal?.reason));
-    const onClosed = (): void => finish(unavailableError(peer.upstream, 'connection closed'));
+    const onClosed = (): void => fail('connection closed');
 
     const deliver = (message: unknown): void => {
       if (settled || typeof message !== 'object' || message === null || Array.isArray(message)) return;
@@ -184,8 +188,8 @@ export function directRequest(
       const type = (response.headers['content-type'] ?? '').split(';')[0]?.trim().toLowerCase();
       response.setEncoding('utf8');
       // A connection lost mid-answer ends the exchange (`close` also follows a normal end: then it is a no-op).
-      response.once('error', (error) => finish(unavailableError(peer.upstream, error)));
-      response.once('close', () => finish(unavailableError(peer.upstream, 'the connection closed before the answer')));
+      response.once('error', fail);
+      response.once('close', () => fail('the connection closed before the answer'));
       if (status < 200 || status >= 300 || (type !== 'application/json' && type !== 'text/event-stream')) {
         let text = '';
         response.on('data', (chunk: string) => {
@@ -194,9 +198,7 @@ export function directRequest(
         response.on('end', () => {
           // A 2026-era server answers a request it refuses (a header that disagrees with the body) with a JSON-RPC error.
           if (type === 'application/json') deliver(parseOrUndefined(text));
-          finish(
-            unavailableError(peer.upstream, `HTTP ${status} (${type || 'no content type'}): ${text.slice(0, 500)}`),
-          );
+          fail(`HTTP ${status} (${type || 'no content type'}): ${text.slice(0, 500)}`);
         });
         return;
       }
@@ -210,11 +212,11 @@ export function directRequest(
           try {
             parsed = JSON.parse(text);
           } catch {
-            finish(unavailableError(peer.upstream, 'the response body is not valid JSON'));
+            fail('the response body is not valid JSON');
             return;
           }
           for (const message of Array.isArray(parsed) ? parsed : [parsed]) deliver(message);
-          finish(unavailableError(peer.upstream, 'the response did not answer the request'));
+          fail('the response did not answer the request');
         });
         return;
       }
@@ -226,14 +228,14 @@ export function directRequest(
           try {
             parsed = JSON.parse(event.data);
           } catch {
-            finish(unavailableError(peer.upstream, 'an event on the response stream is not valid JSON'));
+            fail('an event on the response stream is not valid JSON');
             return;
           }
           deliver(parsed);
         },
       });
       response.on('data', (chunk: string) => parser.feed(chunk));
-      response.on('end', () => finish(unavailableError(peer.upstream, 'the response stream ended before the answer')));
+      response.on('end', () => fail('the response stream ended before the answer'));
     };
 
     const secure = peer.url.protocol === 'https:';
@@ -252,7 +254,7 @@ export function directRequest(
       },
       onResponse,
     );
-    outgoing.once('error', (error) => finish(unavailableError(peer.upstream, error)));
+    outgoing.once('error', fail);
     signal?.addEventListener('abort', onAbort, { once: true });
     peer.closed.addEventListener('abort', onClosed, { once: true });
     armTimer();
