@@ -1,9 +1,9 @@
-import { AsyncLocalStorage } from 'node:async_hooks';
 import { randomUUID } from 'node:crypto';
 import { createServer, type Server as HttpServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { toNodeHandler, toWebRequest } from '@modelcontextprotocol/node';
 import {
+  type AuthInfo,
   createMcpHandler,
   isInitializeRequest,
   isLegacyRequest,
@@ -109,14 +109,10 @@ export async function serveGatewayOverHttp(gateway: Gateway, options: HttpFrontO
   const sseSessions = new Map<string, SseSession>();
   const authenticate: HttpAuthenticator =
     options.authenticate ?? (() => (options.anonymous === false ? undefined : anonymousIdentity()));
-  // The 2026-era request being served, for the SDK's per-request factory: its identity, and where
-  // the session made for it is kept so that the front can close it when the exchange ends.
-  const modernRequest = new AsyncLocalStorage<{ identity: Identity; session?: AgentSession }>();
-
   const modern = createMcpHandler(
-    async ({ era, requestInfo }) => {
-      const request = modernRequest.getStore();
-      if (request === undefined) throw new Error('2026-era request served without an identity');
+    async ({ era, requestInfo, authInfo }) => {
+      const request = authInfo?.extra?.[MODERN_REQUEST];
+      if (!isModernRequest(request)) throw new Error('2026-era request served without an identity');
       const { identity } = request;
       const session = gateway.createSession({
         era,
@@ -204,11 +200,19 @@ export async function serveGatewayOverHttp(gateway: Gateway, options: HttpFrontO
     if (options.modernFastPath !== false && (await serveModernToolCall(gateway, identity, req, res, body))) return;
     const stopListening = gateway.listenFor(body);
     if (stopListening) res.once('close', stopListening);
-    const request: { identity: Identity; session?: AgentSession } = { identity };
+    const request: ModernRequest = { identity };
     // The SDK closes the server of an exchange it served, but not one it refused after the factory
     // ran (a Mcp-Param-* mismatch) nor the one behind a subscriptions/listen stream.
     res.once('close', () => void request.session?.close());
-    await modernRequest.run(request, () => modernNode(req, res, body));
+    // The SDK's node adapter hands `req.auth` to the factory as `authInfo`: the request travels
+    // there (an AsyncLocalStorage would tax every promise of the process). It holds no credential.
+    (req as IncomingMessage & { auth?: AuthInfo }).auth = {
+      token: '',
+      clientId: identity.subject,
+      scopes: [],
+      extra: { [MODERN_REQUEST]: request },
+    };
+    await modernNode(req, res, body);
   };
 
   const handleSseOpen = async (req: IncomingMessage, res: ServerResponse, identity: Identity): Promise<void> => {
@@ -359,6 +363,18 @@ export async function serveGatewayOverHttp(gateway: Gateway, options: HttpFrontO
 }
 
 const BODY_REJECTED = Symbol('body rejected');
+
+/** The 2026-era request the SDK's per-request factory serves: its identity, and the session made for it. */
+interface ModernRequest {
+  readonly identity: Identity;
+  session?: AgentSession;
+}
+
+const MODERN_REQUEST = 'portcullis/request';
+
+function isModernRequest(value: unknown): value is ModernRequest {
+  return typeof value === 'object' && value !== null && 'identity' in value;
+}
 
 /**
  * Whether a request carries the 2026 envelope's protocol-version claim in `params._meta`: the SDK
