@@ -123,15 +123,17 @@ export async function serveModernToolCall(
     response = { jsonrpc: '2.0', id: call.id, error: wire };
   }
   answered = true;
-  void session.close();
-  if (abort.signal.aborted || res.writableEnded) return true;
-  if (streaming) {
-    res.end(`event: message\ndata: ${JSON.stringify(response)}\n\n`);
-  } else {
-    const text = JSON.stringify(response);
-    res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
-    res.end(text);
+  if (!abort.signal.aborted && !res.writableEnded) {
+    if (streaming) {
+      res.end(`event: message\ndata: ${JSON.stringify(response)}\n\n`);
+    } else {
+      const text = JSON.stringify(response);
+      res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+      res.end(text);
+    }
   }
+  // After the answer is on its way: closing the session is bookkeeping the agent need not wait for.
+  void session.close();
   return true;
 }
 

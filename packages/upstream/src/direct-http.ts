@@ -1,5 +1,6 @@
-import { request as httpRequest, type IncomingMessage } from 'node:http';
+import { request as httpRequest, type IncomingMessage, type RequestOptions } from 'node:http';
 import { request as httpsRequest } from 'node:https';
+import { urlToHttpOptions } from 'node:url';
 import { encodeMcpHeaderValue, JsonRpcError, PortcullisError, type RpcParams, type RpcResult } from '@portcullis/core';
 import { createParser } from 'eventsource-parser';
 import { UpstreamErrorCode, unavailableError } from './errors.js';
@@ -241,8 +242,8 @@ export function directRequest(
     const secure = peer.url.protocol === 'https:';
     const agents = keepAliveAgents();
     const outgoing = (secure ? httpsRequest : httpRequest)(
-      peer.url,
       {
+        ...requestTarget(peer.url),
         method: 'POST',
         agent: secure ? agents.https : agents.http,
         headers: {
@@ -295,6 +296,18 @@ function parseOrUndefined(text: string): unknown {
     return undefined;
   }
 }
+
+/** The URL as request options, converted once per URL object (node converts a URL on every call). */
+function requestTarget(url: URL): RequestOptions {
+  let target = targets.get(url);
+  if (target === undefined) {
+    target = urlToHttpOptions(url);
+    targets.set(url, target);
+  }
+  return target;
+}
+
+const targets = new WeakMap<URL, RequestOptions>();
 
 function cancelledError(upstream: string, cause: unknown): PortcullisError {
   return new PortcullisError(UpstreamErrorCode.Cancelled, `request to upstream "${upstream}" was cancelled`, { cause });
