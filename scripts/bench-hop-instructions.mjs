@@ -5,9 +5,11 @@
 // depend on what else the machine is doing, so it compares builds on a busy machine.
 //
 //   pnpm build && node scripts/bench-hop-instructions.mjs [--calls 300] [--warmup 200]
-//        [--era 2025|2026] [--upstream-era auto|legacy|modern] [--root DIR]
+//        [--era 2025|2026] [--upstream-era auto|legacy|modern] [--root DIR] [--keep]
 //
-// `--root` measures another checkout's build (e.g. a worktree of an older commit) with this script.
+// `--root` measures another checkout's build (e.g. a worktree of an older commit) with this script;
+// `--keep` leaves the callgrind output for `callgrind_annotate` (most of the count is V8's helper
+// threads, garbage collection above all; the main thread's share is what a call waits for).
 // Needs valgrind (`callgrind_control` on the PATH). Loopback only; children run in their own process
 // groups and are killed on exit.
 import { execFileSync, spawn } from 'node:child_process';
@@ -25,6 +27,7 @@ const { values: opts } = parseArgs({
     era: { type: 'string', default: '2025' },
     'upstream-era': { type: 'string', default: 'auto' },
     root: { type: 'string' },
+    keep: { type: 'boolean', default: false },
   },
   strict: true,
 });
@@ -131,6 +134,7 @@ try {
   process.stderr.write(`bench-hop-instructions failed: ${error instanceof Error ? error.stack : String(error)}\n`);
   process.exitCode = 1;
 } finally {
-  rmSync(tmp, { recursive: true, force: true });
+  if (opts.keep) process.stderr.write(`callgrind output kept in ${tmp}\n`);
+  else rmSync(tmp, { recursive: true, force: true });
   process.exit();
 }

@@ -12,8 +12,16 @@ export interface Identity {
   readonly admin?: boolean;
 }
 
+/** Deeply frozen, so one object serves every anonymous request. */
+const ANONYMOUS: Identity = Object.freeze({
+  subject: 'anonymous',
+  groups: Object.freeze([]),
+  authMethod: 'anonymous',
+  claims: Object.freeze({}),
+});
+
 export function anonymousIdentity(): Identity {
-  return Object.freeze({ subject: 'anonymous', groups: Object.freeze([]), authMethod: 'anonymous', claims: {} });
+  return ANONYMOUS;
 }
 
 export function configuredIdentity(subject: string, groups: readonly string[]): Identity {

@@ -406,11 +406,11 @@ async function readJsonBody(
     sendJsonRpcError(res, 413, RpcCode.MessageTooLarge, `Message exceeds the size limit of ${limit} bytes`, null);
     return BODY_REJECTED;
   }
-  const text = Buffer.concat(chunks).toString('utf8');
-  if (text.trim() === '') return undefined;
+  const text = (chunks.length === 1 && chunks[0] !== undefined ? chunks[0] : Buffer.concat(chunks)).toString('utf8');
   try {
     return JSON.parse(text) as unknown;
   } catch {
+    if (text.trim() === '') return undefined;
     sendJsonRpcError(res, 400, RpcCode.ParseError, 'Parse error: the body is not valid JSON', null);
     return BODY_REJECTED;
   }
