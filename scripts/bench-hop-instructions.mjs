@@ -5,8 +5,10 @@
 // depend on what else the machine is doing, so it compares builds on a busy machine.
 //
 //   pnpm build && node scripts/bench-hop-instructions.mjs [--calls 300] [--warmup 200]
-//        [--era 2025|2026] [--upstream-era auto|legacy|modern] [--root DIR] [--keep]
+//        [--era 2025|2026] [--upstream-era auto|legacy|modern] [--root DIR] [--keep] [--raw]
 //
+// `--raw` measures scripts/bench-raw-proxy.mjs instead of the gateway: the least any Node.js proxy
+// does per call, for reference.
 // `--root` measures another checkout's build (e.g. a worktree of an older commit) with this script;
 // `--keep` leaves the callgrind output for `callgrind_annotate` (most of the count is V8's helper
 // threads, garbage collection above all; the main thread's share is what a call waits for).
@@ -28,6 +30,7 @@ const { values: opts } = parseArgs({
     'upstream-era': { type: 'string', default: 'auto' },
     root: { type: 'string' },
     keep: { type: 'boolean', default: false },
+    raw: { type: 'boolean', default: false },
   },
   strict: true,
 });
@@ -94,17 +97,14 @@ try {
       upstreams: { fixture: upstream },
     }),
   );
+  const proxied = opts.raw
+    ? [join(dirname(fileURLToPath(import.meta.url)), 'bench-raw-proxy.mjs'), fixture.url]
+    : [join(ROOT, 'scripts/bench-gateway-host.mjs'), '--pass-through', 'serve', '--config', config, '--port', '0'];
   const gateway = await start('valgrind', [
     '--tool=callgrind',
     `--callgrind-out-file=${join(tmp, 'callgrind.out')}`,
     process.execPath,
-    join(ROOT, 'scripts/bench-gateway-host.mjs'),
-    '--pass-through',
-    'serve',
-    '--config',
-    config,
-    '--port',
-    '0',
+    ...proxied,
   ]);
   const client = new Client(
     { name: 'bench-hop-instructions', version: '1.0.0' },
@@ -127,7 +127,7 @@ try {
   const total = Number(newest.match(/^(?:summary|totals): (\d+)/m)?.[1]);
   if (!Number.isFinite(total) || total === 0) throw new Error('callgrind wrote no totals');
   process.stdout.write(
-    `${opts.era} agent, upstream era ${opts['upstream-era']}: ${Math.round(total / CALLS / 1000)}k instructions per call in the gateway (${CALLS} calls)\n`,
+    `${opts.era} agent, upstream era ${opts['upstream-era']}: ${Math.round(total / CALLS / 1000)}k instructions per call in the ${opts.raw ? 'raw proxy' : 'gateway'} (${CALLS} calls)\n`,
   );
   await client.close().catch(() => {});
 } catch (error) {

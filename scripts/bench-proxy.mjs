@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // Proxy-overhead benchmark (not a test): `tools/call fixture_echo` directly against the fixture
 // upstream vs. through the Portcullis gateway, over Streamable HTTP and over stdio, plus the
-// gateway's resident-memory cost per idle 2025-era Streamable HTTP session.
+// gateway's resident-memory cost per idle 2025-era Streamable HTTP session. Over HTTP a minimal
+// Node.js proxy (scripts/bench-raw-proxy.mjs) is measured too, as the floor any proxy pays.
 //
 //   pnpm build && pnpm bench:proxy [--calls 2000] [--warmup 300] [--sessions 200] [--no-modern]
 //                                  [--json FILE] [--cpu-prof DIR]
@@ -19,6 +20,7 @@ import { StdioClientTransport } from '@modelcontextprotocol/client/stdio';
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const GATEWAY_BIN = join(ROOT, 'apps/portcullis/dist/bin.js');
 const GATEWAY_HOST = join(ROOT, 'scripts/bench-gateway-host.mjs');
+const RAW_PROXY = join(ROOT, 'scripts/bench-raw-proxy.mjs');
 const FIXTURE_BIN = join(ROOT, 'packages/fixture/dist/bin.js');
 const MODERN_VERSION = '2026-07-28';
 const ECHO_ARGS = { message: 'ping', n: 1 };
@@ -269,6 +271,13 @@ async function httpScenario() {
       await cells('http', 'gateway', (era) => connectHttp(gateway.url, era));
     } finally {
       await gateway.stop();
+    }
+    // Reference: the least any Node.js proxy does per call (not a gateway; see bench-raw-proxy.mjs).
+    const raw = await startHttpProcess('raw proxy', [RAW_PROXY, fixture.url]);
+    try {
+      await cells('http', 'raw proxy', (era) => connectHttp(raw.url, era));
+    } finally {
+      await raw.stop();
     }
     // The `portcullis` program as shipped: the same hop plus the session log (in-memory PGlite here).
     const program = await startHttpProcess('portcullis', [GATEWAY_BIN, 'serve', '--config', config, '--port', '0']);
