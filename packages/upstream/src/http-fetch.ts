@@ -1,5 +1,6 @@
-import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from 'node:http';
+import { type ClientRequest, Agent as HttpAgent, request as httpRequest, type IncomingMessage } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+import type { Socket } from 'node:net';
 import { Readable } from 'node:stream';
 import type { FetchLike } from '@modelcontextprotocol/client';
 
@@ -11,9 +12,47 @@ export interface KeepAliveAgents {
   readonly https: HttpsAgent;
 }
 
+/**
+ * How long a pooled socket may sit idle before the gateway closes it. Servers close idle keep-alive
+ * connections too (Node.js and uvicorn after 5 s); a request written into a socket the server is
+ * closing at that moment fails with ECONNRESET, and a call cannot be retried blindly (the server
+ * may have run it). Closing first, a little earlier than those servers, leaves no such race.
+ */
+export const FREE_SOCKET_IDLE_MS = 4_000;
+
+/** What Node's agent does with a socket that becomes free, plus the idle timeout (a free socket that times out is destroyed by the agent). */
+function keepFreeSocket(socket: Socket): true {
+  socket.setKeepAlive(true, 1_000);
+  socket.unref();
+  socket.setTimeout(FREE_SOCKET_IDLE_MS);
+  return true;
+}
+
+class IdleClosingHttpAgent extends HttpAgent {
+  override keepSocketAlive(socket: Socket): true {
+    return keepFreeSocket(socket);
+  }
+
+  override reuseSocket(socket: Socket, request: ClientRequest): void {
+    socket.setTimeout(0);
+    super.reuseSocket(socket, request);
+  }
+}
+
+class IdleClosingHttpsAgent extends HttpsAgent {
+  override keepSocketAlive(socket: Socket): true {
+    return keepFreeSocket(socket);
+  }
+
+  override reuseSocket(socket: Socket, request: ClientRequest): void {
+    socket.setTimeout(0);
+    super.reuseSocket(socket, request);
+  }
+}
+
 function createAgents(maxSockets: number): KeepAliveAgents {
   const agentOptions = { keepAlive: true, maxSockets, scheduling: 'lifo' as const };
-  return { http: new HttpAgent(agentOptions), https: new HttpsAgent(agentOptions) };
+  return { http: new IdleClosingHttpAgent(agentOptions), https: new IdleClosingHttpsAgent(agentOptions) };
 }
 
 let processAgents: KeepAliveAgents | undefined;
