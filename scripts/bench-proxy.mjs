@@ -255,6 +255,54 @@ async function cells(transport, path, connect) {
   }
 }
 
+const INTERLEAVED_ROUNDS = 6;
+const INTERLEAVED_BLOCK = 400;
+const interleavedRows = [];
+
+/**
+ * The 1-in-flight p50 of each path measured in alternating blocks of calls (the order rotating
+ * every round), so that a change in machine load affects every path alike: on a shared machine
+ * the sequential cells above drift apart by more than the hop costs.
+ */
+async function interleaved(era, urls) {
+  const paths = Object.keys(urls);
+  const connections = {};
+  const latencies = {};
+  try {
+    for (const path of paths) {
+      connections[path] = await connectHttp(urls[path], era);
+      latencies[path] = [];
+      await drive(connections[path].client, WARMUP, 1);
+    }
+    for (let round = 0; round < INTERLEAVED_ROUNDS; round++) {
+      for (let i = 0; i < paths.length; i++) {
+        const path = paths[(round + i) % paths.length];
+        await drive(connections[path].client, INTERLEAVED_BLOCK, 1, (ms) => latencies[path].push(ms));
+      }
+    }
+  } finally {
+    await Promise.allSettled(Object.values(connections).map((connection) => connection.close()));
+  }
+  const p50 = {};
+  for (const path of paths)
+    p50[path] = percentile(
+      [...latencies[path]].sort((a, b) => a - b),
+      50,
+    );
+  for (const path of paths) {
+    interleavedRows.push({
+      era,
+      path,
+      calls: latencies[path].length,
+      p50: p50[path],
+      overhead: p50[path] - p50.direct,
+    });
+  }
+  process.stderr.write(
+    `  http ${era} interleaved p50: ${paths.map((path) => `${path} ${fmt(p50[path])} ms`).join(', ')}\n`,
+  );
+}
+
 async function httpScenario() {
   process.stderr.write('HTTP: fixture over Streamable HTTP, gateway over Streamable HTTP\n');
   const fixture = await startHttpProcess('fixture', [FIXTURE_BIN, '--http', '--port', '0', '--name', 'bench']);
@@ -266,18 +314,17 @@ async function httpScenario() {
       [GATEWAY_HOST, '--pass-through', 'serve', '--config', config, '--port', '0'],
       profFlags,
     );
-    try {
-      await cells('http', 'direct', (era) => connectHttp(fixture.url, era));
-      await cells('http', 'gateway', (era) => connectHttp(gateway.url, era));
-    } finally {
-      await gateway.stop();
-    }
     // Reference: the least any Node.js proxy does per call (not a gateway; see bench-raw-proxy.mjs).
     const raw = await startHttpProcess('raw proxy', [RAW_PROXY, fixture.url]);
     try {
+      await cells('http', 'direct', (era) => connectHttp(fixture.url, era));
+      await cells('http', 'gateway', (era) => connectHttp(gateway.url, era));
       await cells('http', 'raw proxy', (era) => connectHttp(raw.url, era));
+      for (const era of ERAS) {
+        await interleaved(era, { direct: fixture.url, gateway: gateway.url, 'raw proxy': raw.url });
+      }
     } finally {
-      await raw.stop();
+      await Promise.allSettled([gateway.stop(), raw.stop()]);
     }
     // The `portcullis` program as shipped: the same hop plus the session log (in-memory PGlite here).
     const program = await startHttpProcess('portcullis', [GATEWAY_BIN, 'serve', '--config', config, '--port', '0']);
@@ -416,6 +463,19 @@ function report(memory, machine) {
       `| ${row.transport} | ${row.era} | ${row.path} | ${row.inFlight} | ${row.calls} | ${fmt(row.p50)} | ${fmt(row.p99)} | ${Math.round(row.callsPerSecond)} | ${overhead(row)} |`,
     );
   }
+  if (interleavedRows.length > 0) {
+    lines.push(
+      '',
+      `HTTP, 1 in flight, paths interleaved (${INTERLEAVED_ROUNDS} rounds of ${INTERLEAVED_BLOCK} calls per path, the order rotating):`,
+      '',
+      '| era | path | calls | p50 (ms) | p50 overhead over direct (ms) |',
+      '|---|---|---:|---:|---:|',
+      ...interleavedRows.map(
+        (row) =>
+          `| ${row.era} | ${row.path} | ${row.calls} | ${fmt(row.p50)} | ${row.path === 'direct' ? '' : `${row.overhead >= 0 ? '+' : ''}${fmt(row.overhead)}`} |`,
+      ),
+    );
+  }
   if (memory) {
     const kb = (bytes) => (bytes / 1024).toFixed(1);
     lines.push(
@@ -450,7 +510,7 @@ async function main() {
   if (opts.json) {
     writeFileSync(
       opts.json,
-      `${JSON.stringify({ machine, calls: CALLS, warmup: WARMUP, echoArguments: ECHO_ARGS, rows, memory }, null, 2)}\n`,
+      `${JSON.stringify({ machine, calls: CALLS, warmup: WARMUP, echoArguments: ECHO_ARGS, rows, interleaved: interleavedRows, memory }, null, 2)}\n`,
     );
   }
 }
