@@ -8,7 +8,9 @@
 import { Agent, createServer, request } from 'node:http';
 
 const target = new URL(process.argv[2] ?? '');
-const agent = new Agent({ keepAlive: true });
+// Free sockets idle for 4 s are closed (the agent destroys a free socket that times out), before
+// the fixture's own 5 s keep-alive timeout could close one under a request.
+const agent = new Agent({ keepAlive: true, timeout: 4_000 });
 const FORWARDED = ['accept', 'content-type', 'mcp-session-id', 'mcp-protocol-version', 'mcp-method', 'mcp-name'];
 
 const server = createServer((req, res) => {

@@ -28,31 +28,23 @@ function keepFreeSocket(socket: Socket): true {
   return true;
 }
 
-class IdleClosingHttpAgent extends HttpAgent {
-  override keepSocketAlive(socket: Socket): true {
-    return keepFreeSocket(socket);
-  }
-
-  override reuseSocket(socket: Socket, request: ClientRequest): void {
+/** `agent` with its free sockets closed after `FREE_SOCKET_IDLE_MS` of idleness, and kept open while reused. */
+function closingIdleSockets<A extends HttpAgent>(agent: A): A {
+  const reuse = agent.reuseSocket.bind(agent);
+  agent.keepSocketAlive = keepFreeSocket;
+  agent.reuseSocket = (socket: Socket, request: ClientRequest) => {
     socket.setTimeout(0);
-    super.reuseSocket(socket, request);
-  }
-}
-
-class IdleClosingHttpsAgent extends HttpsAgent {
-  override keepSocketAlive(socket: Socket): true {
-    return keepFreeSocket(socket);
-  }
-
-  override reuseSocket(socket: Socket, request: ClientRequest): void {
-    socket.setTimeout(0);
-    super.reuseSocket(socket, request);
-  }
+    reuse(socket, request);
+  };
+  return agent;
 }
 
 function createAgents(maxSockets: number): KeepAliveAgents {
   const agentOptions = { keepAlive: true, maxSockets, scheduling: 'lifo' as const };
-  return { http: new IdleClosingHttpAgent(agentOptions), https: new IdleClosingHttpsAgent(agentOptions) };
+  return {
+    http: closingIdleSockets(new HttpAgent(agentOptions)),
+    https: closingIdleSockets(new HttpsAgent(agentOptions)),
+  };
 }
 
 let processAgents: KeepAliveAgents | undefined;
