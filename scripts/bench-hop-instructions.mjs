@@ -1,17 +1,17 @@
 #!/usr/bin/env node
 // Instructions the gateway process executes per `tools/call` (not a test): the pass-through gateway
 // runs under valgrind's callgrind between the v2 SDK client and the fixture over Streamable HTTP;
-// counters are zeroed after the warm-up and dumped after N calls. Unlike latency, the count does not
+// counters are zeroed after the warm-up and dumped after N calls. The warm-up must outlast V8's
+// optimising compiler: after 200 calls its background compilation still doubled the count. Unlike latency, the count does not
 // depend on what else the machine is doing, so it compares builds on a busy machine.
 //
-//   pnpm build && node scripts/bench-hop-instructions.mjs [--calls 300] [--warmup 200]
+//   pnpm build && node scripts/bench-hop-instructions.mjs [--calls 300] [--warmup 2000]
 //        [--era 2025|2026] [--upstream-era auto|legacy|modern] [--root DIR] [--keep] [--raw]
 //
 // `--raw` measures scripts/bench-raw-proxy.mjs instead of the gateway: the least any Node.js proxy
 // does per call, for reference.
 // `--root` measures another checkout's build (e.g. a worktree of an older commit) with this script;
-// `--keep` leaves the callgrind output for `callgrind_annotate` (most of the count is V8's helper
-// threads, garbage collection above all; the main thread's share is what a call waits for).
+// `--keep` leaves the callgrind output for `callgrind_annotate`.
 // Needs valgrind (`callgrind_control` on the PATH). Loopback only; children run in their own process
 // groups and are killed on exit.
 import { execFileSync, spawn } from 'node:child_process';
@@ -25,7 +25,7 @@ import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/cli
 const { values: opts } = parseArgs({
   options: {
     calls: { type: 'string', default: '300' },
-    warmup: { type: 'string', default: '200' },
+    warmup: { type: 'string', default: '2000' },
     era: { type: 'string', default: '2025' },
     'upstream-era': { type: 'string', default: 'auto' },
     root: { type: 'string' },
