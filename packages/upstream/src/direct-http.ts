@@ -56,8 +56,8 @@ const MCP_NAME_SOURCE: Readonly<Record<string, string>> = {
 let nextDirectId = 0;
 
 /**
- * Sends one request to a 2025-era Streamable HTTP upstream as a single POST on the keep-alive pool
- * and reads its answer (a JSON body or an SSE stream) without the SDK client: the request is
+ * Sends one request to a Streamable HTTP upstream (either era) as a single POST on the keep-alive
+ * pool and reads its answer (a JSON body or an SSE stream) without the SDK client: the request is
  * serialised once and the answer parsed once. Every message on the stream is still delivered:
  * progress for this request to `onProgress`, other notifications and server-to-client requests to
  * the peer, in the order they arrived, before the response settles the promise.
@@ -191,33 +191,25 @@ export function directRequest(
       // A connection lost mid-answer ends the exchange (`close` also follows a normal end: then it is a no-op).
       response.once('error', fail);
       response.once('close', () => fail('the connection closed before the answer'));
-      if (status < 200 || status >= 300 || (type !== 'application/json' && type !== 'text/event-stream')) {
+      const ok = status >= 200 && status < 300;
+      if (!ok || type !== 'text/event-stream') {
         let text = '';
         response.on('data', (chunk: string) => {
-          if (text.length < 64_000) text += chunk;
+          // An error page is kept for the message only.
+          if (ok || text.length < 64_000) text += chunk;
         });
         response.on('end', () => {
-          // A 2026-era server answers a request it refuses (a header that disagrees with the body) with a JSON-RPC error.
-          if (type === 'application/json') deliver(parseOrUndefined(text));
-          fail(`HTTP ${status} (${type || 'no content type'}): ${text.slice(0, 500)}`);
-        });
-        return;
-      }
-      if (type === 'application/json') {
-        let text = '';
-        response.on('data', (chunk: string) => {
-          text += chunk;
-        });
-        response.on('end', () => {
-          let parsed: unknown;
-          try {
-            parsed = JSON.parse(text);
-          } catch {
-            fail('the response body is not valid JSON');
-            return;
-          }
+          // A JSON answer carries the response; a 2026-era server also answers a request it refuses
+          // (a header that disagrees with the body) with a JSON-RPC error and an HTTP error status.
+          const parsed = type === 'application/json' ? parseOrUndefined(text) : undefined;
           for (const message of Array.isArray(parsed) ? parsed : [parsed]) deliver(message);
-          fail('the response did not answer the request');
+          if (ok && type === 'application/json') {
+            fail(
+              parsed === undefined ? 'the response body is not valid JSON' : 'the response did not answer the request',
+            );
+          } else {
+            fail(`HTTP ${status} (${type || 'no content type'}): ${text.slice(0, 500)}`);
+          }
         });
         return;
       }
