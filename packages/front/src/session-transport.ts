@@ -172,7 +172,7 @@ export class NodeSessionTransport implements Transport {
       }
       this.initialized = true;
       this.onInitialize();
-    } else if (!this.checkSession(req, res) || !this.checkProtocolVersion(req, res)) {
+    } else if (!this.checkSession(req, res)) {
       return;
     }
     const requests = messages.filter(isRequest);
@@ -181,7 +181,7 @@ export class NodeSessionTransport implements Transport {
       res.writeHead(202).end();
       return;
     }
-    const stream: RequestStream = { id: randomUUID(), res, pending: new Set(), opening: '' };
+    const stream: RequestStream = { id: randomUUID(), res: undefined, pending: new Set(), opening: undefined };
     for (const request of requests) {
       stream.pending.add(request.id);
       this.streamOfRequest.set(request.id, stream);
@@ -193,12 +193,8 @@ export class NodeSessionTransport implements Transport {
         ? initialize.params.protocolVersion
         : (header(req, 'mcp-protocol-version') ?? DEFAULT_NEGOTIATED_PROTOCOL_VERSION);
     // A priming event (an id, no data) lets the client resume the stream; older clients choke on empty data.
-    if (this.supportedVersions.includes(version) && version >= '2025-11-25') {
-      stream.opening = `id: ${this.events.append(stream.id, {} as JSONRPCMessage)}\ndata: \n\n`;
-    }
-    res.once('close', () => {
-      if (stream.res === res) stream.res = undefined;
-    });
+    const primed = this.supportedVersions.includes(version) && version >= '2025-11-25';
+    carry(stream, res, primed ? `id: ${this.events.append(stream.id, {} as JSONRPCMessage)}\ndata: \n\n` : '');
     for (const message of messages) this.onmessage?.(message);
     // The headers and the priming event go out once the requests are on their way (a routed call
     // reaches its upstream first), or with the first message if that comes sooner.
@@ -209,7 +205,7 @@ export class NodeSessionTransport implements Transport {
     if (!(req.headers.accept ?? '').includes('text/event-stream')) {
       return jsonError(res, 406, -32000, 'Not Acceptable: Client must accept text/event-stream');
     }
-    if (!this.checkSession(req, res) || !this.checkProtocolVersion(req, res)) return;
+    if (!this.checkSession(req, res)) return;
     const lastEventId = header(req, 'last-event-id');
     // An empty Last-Event-ID resumes nothing: the GET opens the standalone stream.
     if (lastEventId !== undefined && lastEventId !== '') return this.resume(res, lastEventId);
@@ -239,11 +235,7 @@ export class NodeSessionTransport implements Transport {
       res.end();
       return;
     }
-    stream.res = res;
-    stream.opening = undefined;
-    res.once('close', () => {
-      if (stream.res === res) stream.res = undefined;
-    });
+    carry(stream, res, undefined);
   }
 
   private attachStandalone(res: ServerResponse): undefined {
@@ -254,12 +246,17 @@ export class NodeSessionTransport implements Transport {
   }
 
   private handleDelete(req: IncomingMessage, res: ServerResponse): undefined {
-    if (!this.checkSession(req, res) || !this.checkProtocolVersion(req, res)) return;
+    if (!this.checkSession(req, res)) return;
     res.writeHead(200).end();
     void this.close();
   }
 
+  /** The session id and protocol version of a request after `initialize`; answers it when they are wrong. */
   private checkSession(req: IncomingMessage, res: ServerResponse): boolean {
+    return this.checkSessionId(req, res) && this.checkProtocolVersion(req, res);
+  }
+
+  private checkSessionId(req: IncomingMessage, res: ServerResponse): boolean {
     if (!this.initialized) {
       jsonError(res, 400, -32000, 'Bad Request: Server not initialized');
       return false;
@@ -292,6 +289,15 @@ export class NodeSessionTransport implements Transport {
     for (const stream of this.streams.values()) stream.res?.write(': keepalive\n\n');
     this.standalone?.write(': keepalive\n\n');
   }
+}
+
+/** Makes `res` the connection carrying `stream`, to open with `opening`, until it closes. */
+function carry(stream: RequestStream, res: ServerResponse, opening: string | undefined): void {
+  stream.res = res;
+  stream.opening = opening;
+  res.once('close', () => {
+    if (stream.res === res) stream.res = undefined;
+  });
 }
 
 /** Writes the stream's opening on `res` if it has not been written yet. */
