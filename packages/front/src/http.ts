@@ -18,7 +18,7 @@ import { ADMIN_PREFIX, type AdminApi, handleAdminRequest } from './admin.js';
 import { BoundedEventStore } from './event-store.js';
 import { isAllowedHost, isAllowedOrigin } from './guards.js';
 import { header } from './http-util.js';
-import { serveModernToolCall } from './modern-call.js';
+import { modernSessionKey, serveModernToolCall } from './modern-call.js';
 import { NodeSessionTransport } from './session-transport.js';
 
 /**
@@ -118,9 +118,7 @@ export async function serveGatewayOverHttp(gateway: Gateway, options: HttpFrontO
         era,
         frontTransport: 'streamable-http',
         identity,
-        // 2026-era per-session upstream connections are one per identity (subject; no API key is
-        // named `anonymous`).
-        upstreamSessionKey: `modern:${identity.subject}`,
+        upstreamSessionKey: modernSessionKey(identity),
       });
       request.session = session;
       // The SDK checks Mcp-Param-* headers against the called tool's schema before dispatch.
@@ -195,9 +193,9 @@ export async function serveGatewayOverHttp(gateway: Gateway, options: HttpFrontO
       sendJsonRpcError(res, 400, RpcCode.InvalidRequest, 'Bad Request: Mcp-Session-Id header is required', null);
       return;
     }
+    if (options.modernFastPath !== false && (await serveModernToolCall(gateway, identity, req, res, body))) return;
     // The SDK serves subscriptions/listen without a hook revealing its filter; the gateway reads the
     // resource URIs off the request to subscribe upstream for as long as the stream stays open.
-    if (options.modernFastPath !== false && (await serveModernToolCall(gateway, identity, req, res, body))) return;
     const stopListening = gateway.listenFor(body);
     if (stopListening) res.once('close', stopListening);
     const request: ModernRequest = { identity };

@@ -63,8 +63,8 @@ interface ModernToolCall {
  * What it sends is what the SDK sends: the result stamped with `resultType: "complete"` (unless the
  * result carries its own) and the gateway's `io.modelcontextprotocol/serverInfo` in `_meta`, as a
  * JSON body when nothing precedes it, or as the last event of an SSE stream that the first related
- * notification opened; errors as JSON-RPC errors with status 200. A closed connection cancels the
- * call.
+ * notification opened; errors as JSON-RPC errors with status 200 (400 for -32021, as the SDK). A
+ * closed connection cancels the call.
  */
 export async function serveModernToolCall(
   gateway: Gateway,
@@ -75,7 +75,7 @@ export async function serveModernToolCall(
 ): Promise<boolean> {
   const call = readModernToolCall(req, body);
   if (call === undefined) return false;
-  const upstreamSessionKey = `modern:${identity.subject}`;
+  const upstreamSessionKey = modernSessionKey(identity);
   const schema = gateway.cachedToolInputSchema(upstreamSessionKey, call.name);
   if (schema === undefined || declaresMcpHeaders(schema)) return false;
 
@@ -98,9 +98,8 @@ export async function serveModernToolCall(
     }
     res.write(`event: message\ndata: ${JSON.stringify(message)}\n\n`);
   };
-  const io: AgentRequestIo = {
+  const io: Omit<AgentRequestIo, 'signal'> = {
     id: call.id,
-    signal: abort.signal,
     envelope: call.envelope,
     notify: async (method, params) => {
       if (!answered && !res.writableEnded) writeEvent({ jsonrpc: '2.0', method, params });
@@ -135,6 +134,14 @@ export async function serveModernToolCall(
   // After the answer is on its way: closing the session is bookkeeping the agent need not wait for.
   void session.close();
   return true;
+}
+
+/**
+ * The upstream session key of 2026-era requests: `per-session` upstream connections are one per
+ * identity (by subject; no API key is named `anonymous`), since those requests carry no session.
+ */
+export function modernSessionKey(identity: Identity): string {
+  return `modern:${identity.subject}`;
 }
 
 /** The call, when the request is one `serveModernToolCall` serves exactly as the SDK would. */

@@ -149,16 +149,21 @@ export class AgentSession implements ScopeMember {
 
   /**
    * Serves one 2026-era request without an SDK server, for a front that has read and checked it
-   * itself: `params` without the envelope keys, `io.envelope` with them; `abort` (whose signal is
-   * `io.signal`) is aborted when the session closes. Resolves with the result the agent receives
+   * itself: `params` without the envelope keys, `io.envelope` with them; `abort` is the request's
+   * (its signal is the request's signal), and is aborted when the session closes too. Resolves with the result the agent receives
    * (before the envelope stamping), or rejects with the wire error.
    */
-  async dispatch(method: string, params: RpcParams, io: AgentRequestIo, abort: AbortController): Promise<RpcResult> {
+  async dispatch(
+    method: string,
+    params: RpcParams,
+    io: Omit<AgentRequestIo, 'signal'>,
+    abort: AbortController,
+  ): Promise<RpcResult> {
     const clientInfo = io.envelope?.[CLIENT_INFO_META_KEY];
     if (isImplementation(clientInfo)) this.dispatchedClientInfo = clientInfo;
     this.dispatched.add(abort);
     try {
-      return await this.handle(method, params, io);
+      return await this.handle(method, params, { ...io, signal: abort.signal });
     } finally {
       this.dispatched.delete(abort);
     }
