@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { describeError, type Identity } from '@portcullis/core';
 import type { Logger } from 'pino';
+import { readChunks } from './http-util.js';
 
 /** Where the admin API is served. */
 export const ADMIN_PREFIX = '/admin/v1/';
@@ -75,14 +76,8 @@ function sendError(res: ServerResponse, status: number, reason: string, message:
 
 /** The JSON object body of a POST or PUT, or an AdminApiError (400, 413). An empty body is `{}`. */
 async function readObject(req: IncomingMessage, limit: number): Promise<Record<string, unknown>> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req) {
-    const buffer = chunk as Buffer;
-    size += buffer.length;
-    if (size > limit) throw new AdminApiError(413, 'body.too_large', `the body exceeds ${limit} bytes`);
-    chunks.push(buffer);
-  }
+  const { chunks, tooLarge } = await readChunks(req, limit);
+  if (tooLarge) throw new AdminApiError(413, 'body.too_large', `the body exceeds ${limit} bytes`);
   const text = Buffer.concat(chunks).toString('utf8');
   if (text.trim() === '') return {};
   let parsed: unknown;

@@ -17,7 +17,7 @@ import type { Logger } from 'pino';
 import { ADMIN_PREFIX, type AdminApi, handleAdminRequest } from './admin.js';
 import { BoundedEventStore } from './event-store.js';
 import { isAllowedHost, isAllowedOrigin } from './guards.js';
-import { header } from './http-util.js';
+import { header, readChunks } from './http-util.js';
 import { modernSessionKey, serveModernToolCall } from './modern-call.js';
 import { NodeSessionTransport } from './session-transport.js';
 
@@ -412,28 +412,6 @@ async function readJsonBody(
     sendJsonRpcError(res, 400, RpcCode.ParseError, 'Parse error: the body is not valid JSON', null);
     return BODY_REJECTED;
   }
-}
-
-/**
- * The body's chunks up to `limit` bytes (the rest is read and dropped). Listeners rather than an
- * async iterator: the iterator's promise machinery was a visible share of a small request's cost.
- */
-function readChunks(req: IncomingMessage, limit: number): Promise<{ chunks: Buffer[]; tooLarge: boolean }> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    let tooLarge = false;
-    req.on('data', (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > limit) tooLarge = true;
-      if (!tooLarge) chunks.push(chunk);
-    });
-    req.once('end', () => resolve({ chunks, tooLarge }));
-    req.once('error', reject);
-    req.once('close', () => {
-      if (!req.complete) reject(new Error('the request was aborted before its body was read'));
-    });
-  });
 }
 
 /** 401: the credential presented is not accepted, or none was and anonymous access is off. */
