@@ -1,10 +1,9 @@
-import { request as httpRequest, type IncomingMessage, type RequestOptions } from 'node:http';
-import { request as httpsRequest } from 'node:https';
-import { urlToHttpOptions } from 'node:url';
+import { StringDecoder } from 'node:string_decoder';
 import { encodeMcpHeaderValue, JsonRpcError, PortcullisError, type RpcParams, type RpcResult } from '@portcullis/core';
-import { createParser } from 'eventsource-parser';
+import { createParser, type EventSourceMessage, type EventSourceParser } from 'eventsource-parser';
+import { Agent, type Dispatcher } from 'undici';
 import { UpstreamErrorCode, unavailableError } from './errors.js';
-import { keepAliveAgents } from './http-fetch.js';
+import { FREE_SOCKET_IDLE_MS } from './http-fetch.js';
 import type { ProgressUpdate } from './types.js';
 
 /** A JSON-RPC message as it crossed the wire, before anything is known of it. */
@@ -89,6 +88,10 @@ export function directRequest(
   }
   return new Promise<RpcResult>((resolve, reject) => {
     let settled = false;
+    /** The dispatcher's handle on the exchange, once it is on a connection. */
+    let controller: Dispatcher.DispatchController | undefined;
+    /** The response has ended or failed: there is nothing left to abort. */
+    let ended = false;
     let timer: NodeJS.Timeout | undefined;
     const finish = (error: unknown, result?: RpcResult): void => {
       if (settled) return;
@@ -102,8 +105,8 @@ export function directRequest(
         return;
       }
       reject(error);
-      // Given up or broken: the exchange cannot be reused.
-      outgoing.destroy();
+      // Given up or broken: a connection still carrying the exchange cannot be reused.
+      if (!ended) controller?.abort(givenUp());
     };
     // Errors are built only when they settle the exchange (an Error captures a stack trace).
     const fail = (reason: unknown): void => {
@@ -184,75 +187,124 @@ export function directRequest(
       finish(undefined, decoded as RpcResult);
     };
 
-    const onResponse = (response: IncomingMessage): void => {
-      const status = response.statusCode ?? 0;
-      const type = (response.headers['content-type'] ?? '').split(';')[0]?.trim().toLowerCase();
-      response.setEncoding('utf8');
-      // A connection lost mid-answer ends the exchange (`close` also follows a normal end: then it is a no-op).
-      response.once('error', fail);
-      response.once('close', () => fail('the connection closed before the answer'));
-      const ok = status >= 200 && status < 300;
-      if (!ok || type !== 'text/event-stream') {
-        let text = '';
-        response.on('data', (chunk: string) => {
-          // An error page is kept for the message only.
-          if (ok || text.length < 64_000) text += chunk;
-        });
-        response.on('end', () => {
-          // A JSON answer carries the response; a 2026-era server also answers a request it refuses
-          // (a header that disagrees with the body) with a JSON-RPC error and an HTTP error status.
-          const parsed = type === 'application/json' ? parseOrUndefined(text) : undefined;
-          for (const message of Array.isArray(parsed) ? parsed : [parsed]) deliver(message);
-          if (ok && type === 'application/json') {
-            fail(
-              parsed === undefined ? 'the response body is not valid JSON' : 'the response did not answer the request',
-            );
-          } else {
-            fail(`HTTP ${status} (${type || 'no content type'}): ${text.slice(0, 500)}`);
-          }
-        });
+    // The answer, read off the dispatcher's callbacks: a JSON body is collected and parsed at its
+    // end; an SSE stream is parsed as it arrives, each message delivered in order.
+    let status = 0;
+    let type = '';
+    let ok = false;
+    let text = '';
+    let events: EventSourceParser | undefined;
+    const decoder = new StringDecoder('utf8');
+    const onEvent = (event: EventSourceMessage): void => {
+      // Priming events (an id and empty data) only enable resumption.
+      if (event.data === '' || (event.event !== undefined && event.event !== 'message')) return;
+      let parsed: unknown;
+      try {
+        parsed = JSON.parse(event.data);
+      } catch {
+        fail('an event on the response stream is not valid JSON');
         return;
       }
-      const parser = createParser({
-        onEvent: (event) => {
-          // Priming events (an id and empty data) only enable resumption.
-          if (event.data === '' || (event.event !== undefined && event.event !== 'message')) return;
-          let parsed: unknown;
-          try {
-            parsed = JSON.parse(event.data);
-          } catch {
-            fail('an event on the response stream is not valid JSON');
-            return;
-          }
-          deliver(parsed);
-        },
-      });
-      response.on('data', (chunk: string) => parser.feed(chunk));
-      response.on('end', () => fail('the response stream ended before the answer'));
+      deliver(parsed);
+    };
+    const handler: Dispatcher.DispatchHandler = {
+      onRequestStart: (started) => {
+        controller = started;
+        if (settled) started.abort(givenUp());
+      },
+      onResponseStart: (_controller, statusCode, headers) => {
+        // 1xx answers are informational: the response follows.
+        if (statusCode < 200) return;
+        status = statusCode;
+        ok = status < 300;
+        const contentType = headers['content-type'];
+        type =
+          ((Array.isArray(contentType) ? contentType[0] : contentType) ?? '').split(';')[0]?.trim().toLowerCase() ?? '';
+        if (ok && type === 'text/event-stream') events = createParser({ onEvent });
+      },
+      onResponseData: (_controller, chunk) => {
+        if (settled) return;
+        const piece = decoder.write(chunk);
+        if (events !== undefined) events.feed(piece);
+        // An error page is kept for the message only.
+        else if (ok || text.length < 64_000) text += piece;
+      },
+      onResponseEnd: () => {
+        ended = true;
+        if (settled) return;
+        const rest = decoder.end();
+        if (events !== undefined) {
+          if (rest !== '') events.feed(rest);
+          fail('the response stream ended before the answer');
+          return;
+        }
+        text += rest;
+        // A JSON answer carries the response; a 2026-era server also answers a request it refuses
+        // (a header that disagrees with the body) with a JSON-RPC error and an HTTP error status.
+        const parsed = type === 'application/json' ? parseOrUndefined(text) : undefined;
+        for (const message of Array.isArray(parsed) ? parsed : [parsed]) deliver(message);
+        if (ok && type === 'application/json') {
+          fail(
+            parsed === undefined ? 'the response body is not valid JSON' : 'the response did not answer the request',
+          );
+        } else {
+          fail(`HTTP ${status} (${type || 'no content type'}): ${text.slice(0, 500)}`);
+        }
+      },
+      // A refused or lost connection, also mid-answer.
+      onResponseError: (_controller, error) => {
+        ended = true;
+        fail(error);
+      },
     };
 
-    const secure = peer.url.protocol === 'https:';
-    const agents = keepAliveAgents();
-    const outgoing = (secure ? httpsRequest : httpRequest)(
-      {
-        ...requestTarget(peer.url),
-        method: 'POST',
-        agent: secure ? agents.https : agents.http,
-        headers: {
-          ...requestHeaders,
-          'content-type': 'application/json',
-          accept: 'application/json, text/event-stream',
-          'content-length': Buffer.byteLength(body),
-        },
-      },
-      onResponse,
-    );
-    outgoing.once('error', fail);
     signal?.addEventListener('abort', onAbort, { once: true });
     peer.closed.addEventListener('abort', onClosed, { once: true });
     armTimer();
-    outgoing.end(body);
+    try {
+      upstreamDispatcher().dispatch(
+        {
+          origin: peer.url.origin,
+          path: `${peer.url.pathname}${peer.url.search}`,
+          method: 'POST',
+          headers: {
+            ...requestHeaders,
+            'content-type': 'application/json',
+            accept: 'application/json, text/event-stream',
+          },
+          body,
+        },
+        handler,
+      );
+    } catch (error) {
+      ended = true;
+      fail(error);
+    }
   });
+}
+
+let dispatcher: Agent | undefined;
+
+/**
+ * The process's connection pools towards Streamable HTTP upstreams (undici: one pool per origin,
+ * up to 256 connections each). Idle connections close after `FREE_SOCKET_IDLE_MS` (or sooner when
+ * the server's keep-alive hint says so), before the server closes them under a request. Its own
+ * header and body timeouts are off: the exchange keeps its own timer, which progress re-arms.
+ */
+function upstreamDispatcher(): Agent {
+  dispatcher ??= new Agent({
+    connections: 256,
+    keepAliveTimeout: FREE_SOCKET_IDLE_MS,
+    keepAliveMaxTimeout: FREE_SOCKET_IDLE_MS,
+    headersTimeout: 0,
+    bodyTimeout: 0,
+  });
+  return dispatcher;
+}
+
+/** The reason a request given up by the gateway is aborted with (never seen by a caller: the exchange has already settled). */
+function givenUp(): Error {
+  return new Error('the request was given up');
 }
 
 /**
@@ -288,18 +340,6 @@ function parseOrUndefined(text: string): unknown {
     return undefined;
   }
 }
-
-/** The URL as request options, converted once per URL object (node converts a URL on every call). */
-function requestTarget(url: URL): RequestOptions {
-  let target = targets.get(url);
-  if (target === undefined) {
-    target = urlToHttpOptions(url);
-    targets.set(url, target);
-  }
-  return target;
-}
-
-const targets = new WeakMap<URL, RequestOptions>();
 
 function cancelledError(upstream: string, cause: unknown): PortcullisError {
   return new PortcullisError(UpstreamErrorCode.Cancelled, `request to upstream "${upstream}" was cancelled`, { cause });
