@@ -23,6 +23,7 @@ export {
 export {
   type AgentChannel,
   composePipeline,
+  composeStages,
   type FrontTransport,
   type Next,
   type Pipeline,
@@ -35,6 +36,8 @@ export {
   type SessionInfo,
   STAGE_ORDER,
   type Stage,
+  type StagedPipeline,
   type StageHandler,
   type StageName,
+  type Terminal,
 } from './pipeline.js';

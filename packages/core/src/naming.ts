@@ -11,7 +11,19 @@ export const DEFAULT_SEPARATOR = '__';
  * spelling (Unicode composition, letter case) reaches a different target than it appears to.
  */
 export function canonicalName(name: string): string {
-  return name.normalize('NFKC').toLowerCase();
+  return isCanonicalAscii(name) ? name : name.normalize('NFKC').toLowerCase();
+}
+
+/**
+ * Whether `name` is ASCII without capitals: NFKC leaves every ASCII character as it is and
+ * lower-casing then changes nothing, so such a name is its own canonical form (most tool names).
+ */
+function isCanonicalAscii(name: string): boolean {
+  for (let i = 0; i < name.length; i++) {
+    const code = name.charCodeAt(i);
+    if (code > 0x7f || (code >= 0x41 && code <= 0x5a)) return false;
+  }
+  return true;
 }
 
 export interface NamespaceOptions {

@@ -86,20 +86,31 @@ export function passThroughStage(name: StageName): Stage {
 }
 
 export type Pipeline = (ctx: RequestContext) => Promise<RpcResult>;
+/** The terminal handler a pipeline ends in (the gateway's `forward`). */
+export type Terminal = (ctx: RequestContext) => Promise<RpcResult>;
+/** Stages composed once, run around whichever terminal each call names (one per agent session). */
+export type StagedPipeline = (ctx: RequestContext, forward: Terminal) => Promise<RpcResult>;
 
 /**
  * Composes stages in `STAGE_ORDER` around the terminal `forward` handler. Slots may hold several
  * stages (kept in the order given); an empty slot passes through.
  */
-export function composePipeline(
-  stages: readonly Stage[],
-  forward: (ctx: RequestContext) => Promise<RpcResult>,
-): Pipeline {
+export function composePipeline(stages: readonly Stage[], forward: Terminal): Pipeline {
+  const staged = composeStages(stages);
+  return (ctx) => staged(ctx, forward);
+}
+
+/**
+ * `composePipeline` with the terminal given per call: the stages are ordered once and shared by
+ * every session, whose `forward` differs.
+ */
+export function composeStages(stages: readonly Stage[]): StagedPipeline {
   const ordered = STAGE_ORDER.flatMap((slot) => stages.filter((stage) => stage.name === slot));
-  return (ctx) => {
+  if (ordered.length === 0) return terminate;
+  return (ctx, forward) => {
     const run = (index: number): Promise<RpcResult> => {
       const stage = ordered[index];
-      if (stage === undefined) return drainBeforeForward(ctx).then(() => forward(ctx));
+      if (stage === undefined) return terminate(ctx, forward);
       let called = false;
       return stage.handle(ctx, () => {
         if (called) return Promise.reject(new Error(`stage "${stage.name}" called next() twice`));
@@ -109,6 +120,19 @@ export function composePipeline(
     };
     return run(0);
   };
+}
+
+/**
+ * Drains `ctx.beforeForward`, then calls the terminal; with nothing to drain the terminal is called
+ * at once (a pass-through pipeline's whole cost). Either way a throw becomes a rejection.
+ */
+function terminate(ctx: RequestContext, forward: Terminal): Promise<RpcResult> {
+  if (ctx.beforeForward.length !== 0) return drainBeforeForward(ctx).then(() => forward(ctx));
+  try {
+    return forward(ctx);
+  } catch (error) {
+    return Promise.reject(error);
+  }
 }
 
 async function drainBeforeForward(ctx: RequestContext): Promise<void> {

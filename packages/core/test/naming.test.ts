@@ -23,6 +23,14 @@ describe('canonicalName', () => {
     expect(canonicalName('caf\u00E9')).toBe(canonicalName('cafe\u0301'));
   });
 
+  it('returns lower-case ASCII names as they are, and folds any other the same as before', () => {
+    const name = 'fixture_echo.v2-x';
+    expect(canonicalName(name)).toBe(name);
+    for (const other of ['Fixture_Echo', 'fixture_échо', 'ｆｉｘｔｕｒｅ', 'tab\tname', '']) {
+      expect(canonicalName(other)).toBe(other.normalize('NFKC').toLowerCase());
+    }
+  });
+
   it('keeps names that differ in more than spelling apart', () => {
     expect(canonicalName('fs__read')).not.toBe(canonicalName('fs__reads'));
   });

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import {
   anonymousIdentity,
   composePipeline,
+  composeStages,
   JsonRpcError,
   passThroughStage,
   type RequestContext,
@@ -217,6 +218,33 @@ describe('composePipeline', () => {
     });
     await expect(pipeline(makeContext())).rejects.toThrow(/"transform" called next\(\) twice/);
     expect(forwards).toBe(1);
+  });
+
+  it('runs shared stages around the terminal each call names (composeStages)', async () => {
+    const trace: string[] = [];
+    const record: Stage = {
+      name: 'record',
+      handle: async (_ctx, next) => {
+        trace.push('record');
+        return next();
+      },
+    };
+    const staged = composeStages([record]);
+    expect(await staged(makeContext(), async () => ({ from: 'a' }))).toEqual({ from: 'a' });
+    expect(await staged(makeContext(), async () => ({ from: 'b' }))).toEqual({ from: 'b' });
+    expect(trace).toEqual(['record', 'record']);
+  });
+
+  it('turns a terminal that throws synchronously into a rejection, with or without stages', async () => {
+    const throwing = (): Promise<RpcResult> => {
+      throw new Error('terminal threw');
+    };
+    const empty = composePipeline([], throwing)(makeContext());
+    expect(empty).toBeInstanceOf(Promise);
+    await expect(empty).rejects.toThrow('terminal threw');
+    await expect(composePipeline([passThroughStage('hold')], throwing)(makeContext())).rejects.toThrow(
+      'terminal threw',
+    );
   });
 
   it('passes through with no stages and with pass-through stages', async () => {

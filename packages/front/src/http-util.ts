@@ -16,6 +16,7 @@ export function header(req: IncomingMessage, name: string): string | undefined {
 
 /** Whether a `Content-Type` names JSON (`application/json`, parameters allowed). */
 export function isJsonContentType(value: string | undefined): boolean {
+  if (value === 'application/json') return true;
   return value !== undefined && value.split(';')[0]?.trim().toLowerCase() === 'application/json';
 }
 

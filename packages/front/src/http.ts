@@ -253,7 +253,7 @@ export async function serveGatewayOverHttp(gateway: Gateway, options: HttpFrontO
   };
 
   const server: HttpServer = createServer((req, res) => {
-    const url = new URL(req.url ?? '/', 'http://localhost');
+    const url = req.url === '/mcp' ? MCP_URL : new URL(req.url ?? '/', 'http://localhost');
     if (!isAllowedHost(header(req, 'host'), limits.allowedHosts)) {
       sendJsonRpcError(res, 403, RpcCode.InvalidRequest, 'Forbidden: Host header not allowed', null);
       return;
@@ -276,7 +276,9 @@ export async function serveGatewayOverHttp(gateway: Gateway, options: HttpFrontO
       let identity: Identity | undefined;
       if (mcpPath) {
         try {
-          identity = await authenticate(req);
+          const authenticated = authenticate(req);
+          // A synchronous authenticator's answer is used as it is, without waiting a turn for it.
+          identity = isThenable(authenticated) ? await authenticated : authenticated;
         } catch (error) {
           logger.error({ err: describeError(error), path: url.pathname }, 'cannot authenticate the request');
           req.resume();
@@ -295,7 +297,9 @@ export async function serveGatewayOverHttp(gateway: Gateway, options: HttpFrontO
       }
       switch (url.pathname) {
         case '/mcp':
-          return handleMcp(req, res, identity ?? anonymousIdentity());
+          // Awaited rather than returned: an async function returning a promise takes two more turns.
+          await handleMcp(req, res, identity ?? anonymousIdentity());
+          return;
         case '/sse':
           if (req.method !== 'GET') return methodNotAllowed(res, 'GET');
           return handleSseOpen(req, res, identity ?? anonymousIdentity());
@@ -361,6 +365,17 @@ export async function serveGatewayOverHttp(gateway: Gateway, options: HttpFrontO
 }
 
 const BODY_REJECTED = Symbol('body rejected');
+
+/**
+ * The URL of every request whose target is exactly `/mcp`, parsed once. Shared by those requests:
+ * only its `pathname` is read for them (admin and `/messages` requests, whose handlers read more,
+ * get their own).
+ */
+const MCP_URL = new URL('/mcp', 'http://localhost');
+
+function isThenable<T>(value: T | PromiseLike<T>): value is PromiseLike<T> {
+  return typeof (value as { then?: unknown } | undefined)?.then === 'function';
+}
 
 /** The 2026-era request the SDK's per-request factory serves: its identity, and the session made for it. */
 interface ModernRequest {

@@ -104,10 +104,7 @@ export async function serveModernToolCall(
     notify: async (method, params) => {
       if (!answered && !res.writableEnded) writeEvent({ jsonrpc: '2.0', method, params });
     },
-    send: () =>
-      Promise.reject(
-        new JsonRpcError(RpcCode.MethodNotFound, 'a 2026-era agent is asked through input_required results'),
-      ),
+    send: refuseAgentRequest,
   };
   let response: Record<string, unknown>;
   let status = 200;
@@ -167,21 +164,22 @@ function readModernToolCall(req: IncomingMessage, body: unknown): ModernToolCall
   ) {
     return undefined;
   }
-  for (const key of Object.keys(req.headers)) if (key.startsWith('mcp-param-')) return undefined;
+  // `req.headers`, `meta` and `params` are plain objects (Node's header map, JSON.parse): for-in
+  // visits exactly their own keys, without the array Object.keys/entries would allocate.
+  for (const key in req.headers) if (key.startsWith('mcp-param-')) return undefined;
   const envelope: Record<string, unknown> = {};
   let rest: Record<string, unknown> | undefined;
-  for (const [key, value] of Object.entries(meta)) {
-    if (ENVELOPE_KEYS.has(key)) envelope[key] = value;
+  for (const key in meta) {
+    if (ENVELOPE_KEYS.has(key)) envelope[key] = meta[key];
     else {
       rest ??= {};
-      rest[key] = value;
+      rest[key] = meta[key];
     }
   }
-  const sessionParams: RpcParams = {
-    name,
-    ...(args !== undefined && { arguments: args }),
-    ...(rest && { _meta: rest }),
-  };
+  // Keys in the order the agent's would have: name, arguments, _meta.
+  const sessionParams: RpcParams = { name };
+  if (args !== undefined) sessionParams.arguments = args;
+  if (rest) sessionParams._meta = rest;
   return { id: id as string | number, name, params: sessionParams, envelope };
 }
 
@@ -189,7 +187,7 @@ function readModernToolCall(req: IncomingMessage, body: unknown): ModernToolCall
 function isEnvelope(meta: Record<string, unknown>): boolean {
   if (meta[PROTOCOL_VERSION_META_KEY] !== MODERN_VERSION) return false;
   const capabilities = meta[CLIENT_CAPABILITIES_META_KEY];
-  if (!isRecord(capabilities) || !Object.values(capabilities).every(isRecord)) return false;
+  if (!isRecord(capabilities) || !everyValue(capabilities, isRecord)) return false;
   const clientInfo = meta[CLIENT_INFO_META_KEY];
   if (
     clientInfo !== undefined &&
@@ -198,7 +196,7 @@ function isEnvelope(meta: Record<string, unknown>): boolean {
       onlyKeys(clientInfo, CLIENT_INFO_KEYS) &&
       typeof clientInfo.name === 'string' &&
       typeof clientInfo.version === 'string' &&
-      Object.values(clientInfo).every((value) => typeof value === 'string')
+      everyValue(clientInfo, isString)
     )
   ) {
     return false;
@@ -211,11 +209,25 @@ function isEnvelope(meta: Record<string, unknown>): boolean {
 
 /** The SDK's 2026 result encoding for `tools/call`: the `resultType` stamp, then the server's identity in `_meta`. */
 function encodeResult(result: RpcResult, serverInfo: Readonly<Record<string, unknown>>): RpcResult {
-  const stamped = result.resultType === undefined ? { ...result, resultType: 'complete' } : result;
-  const meta = stamped._meta;
-  if (meta === undefined) return { ...stamped, _meta: { [SERVER_INFO_META_KEY]: serverInfo } };
-  if (!isRecord(meta) || meta[SERVER_INFO_META_KEY] !== undefined) return stamped;
-  return { ...stamped, _meta: { ...meta, [SERVER_INFO_META_KEY]: serverInfo } };
+  const meta = result._meta;
+  const stamp = result.resultType === undefined;
+  const identify = meta === undefined || (isRecord(meta) && meta[SERVER_INFO_META_KEY] === undefined);
+  if (!stamp && !identify) return result;
+  // One copy, whose keys and order are those of stamping first and adding the identity after
+  // (a key the result already has keeps its place). Assigned rather than written after the spread
+  // in the literal: such a literal's stores take V8's slow path once results differ in shape, and
+  // on this fresh plain copy an assignment defines the same data property.
+  const encoded: RpcResult = { ...result };
+  if (stamp) encoded.resultType = 'complete';
+  if (identify) encoded._meta = { ...meta, [SERVER_INFO_META_KEY]: serverInfo };
+  return encoded;
+}
+
+/** Server-to-client requests: a 2026-era agent is asked through `input_required` results instead. */
+function refuseAgentRequest(): Promise<never> {
+  return Promise.reject(
+    new JsonRpcError(RpcCode.MethodNotFound, 'a 2026-era agent is asked through input_required results'),
+  );
 }
 
 /** A JSON-RPC error as the SDK sends a handler's: its integer code (-32002 as -32602 in this revision), message and data. */
@@ -320,6 +332,16 @@ function missingCapabilities(
     if (Object.keys(absent).length > 0) missing[capability] = absent;
   }
   return Object.keys(missing).length > 0 ? missing : undefined;
+}
+
+/** `Object.values(record).every(test)` for a plain (JSON) object, without the array. */
+function everyValue(record: Record<string, unknown>, test: (value: unknown) => boolean): boolean {
+  for (const key in record) if (!test(record[key])) return false;
+  return true;
+}
+
+function isString(value: unknown): boolean {
+  return typeof value === 'string';
 }
 
 function onlyKeys(value: Record<string, unknown>, allowed: ReadonlySet<string>): boolean {

@@ -8,7 +8,7 @@ import {
   type RpcResult,
   unknownTargetError,
 } from '@portcullis/core';
-import type { UpstreamConnection } from '@portcullis/upstream';
+import type { UpstreamConnection, UpstreamRequestOptions } from '@portcullis/upstream';
 import type { Catalog, CatalogItem, CatalogView, ListKind } from './catalog.js';
 import type { CursorCodec } from './cursor.js';
 import type { ListFilter } from './hooks.js';
@@ -89,6 +89,16 @@ export async function resolveTarget(
   }
 }
 
+/**
+ * `resolveTarget` from what the view has already merged, without waiting: the same target for a
+ * tool or prompt found in the current merge; `undefined` otherwise (the caller then resolves).
+ */
+export function peekTarget(method: string, params: RpcParams, catalog: CatalogView): RouteTarget | undefined {
+  if ((method !== 'tools/call' && method !== 'prompts/get') || typeof params.name !== 'string') return undefined;
+  const item = catalog.peekName(method === 'tools/call' ? 'tools' : 'prompts', params.name);
+  return item ? toTarget(item) : undefined;
+}
+
 function toTarget(item: CatalogItem): RouteTarget {
   return { upstream: item.upstream, originalName: item.original, namespacedName: item.exposed };
 }
@@ -118,7 +128,9 @@ function withoutHopMeta(result: RpcResult): RpcResult {
   if (!isRecord(result._meta)) return result;
   const { _meta, ...rest } = result;
   const meta = forwardableMeta(_meta);
-  return meta ? { ...rest, _meta: meta } : rest;
+  // `rest` is a fresh plain copy without `_meta`: assigning appends it (see `upstreamParams`).
+  if (meta) rest._meta = meta;
+  return rest;
 }
 
 /** Client capabilities an upstream may see: only those whose requests the gateway relays back to the agent. */
@@ -136,43 +148,60 @@ export function relayableCapabilities(declared: Readonly<Record<string, unknown>
  * requested log level; the SDK lets these per-request keys take precedence over the connection's.
  */
 function upstreamParams(ctx: RequestContext, connection: UpstreamConnection, overrides: RpcParams): RpcParams {
-  const { _meta, ...rest } = ctx.params;
-  let meta = forwardableMeta(_meta);
+  const agentParams = ctx.params;
+  // Without a `_meta` of its own the params are copied as they are (the common case; the rest
+  // pattern below takes a slow path in V8).
+  let meta: Record<string, unknown> | undefined;
+  let rest: RpcParams = agentParams;
+  if (Object.hasOwn(agentParams, '_meta')) {
+    const { _meta, ...others } = agentParams;
+    meta = forwardableMeta(_meta);
+    rest = others;
+  }
   if (connection.era === 'modern') {
-    meta = { ...meta, [CLIENT_CAPABILITIES_META_KEY]: relayableCapabilities(ctx.agent.capabilities) };
+    // `meta` is this call's own copy, and holds no `io.modelcontextprotocol/` key yet.
+    meta ??= {};
+    meta[CLIENT_CAPABILITIES_META_KEY] = relayableCapabilities(ctx.agent.capabilities);
     if (ctx.agent.logLevel !== undefined) meta[LOG_LEVEL_META_KEY] = ctx.agent.logLevel;
   }
-  return meta ? { ...rest, ...overrides, _meta: meta } : { ...rest, ...overrides };
+  const params: RpcParams = { ...rest, ...overrides };
+  // Neither `rest` nor `overrides` holds `_meta`: it goes last, as a data property of the fresh copy.
+  if (meta) params._meta = meta;
+  return params;
 }
 
-/** The terminal `forward` handler: answers list methods from the catalog and routes the rest. */
+/**
+ * The terminal `forward` handler: answers list methods from the catalog and routes the rest. A
+ * plain function returning the routed call's promise (not an async wrapper around it), so a call
+ * costs no extra promise; whatever fails is a rejection.
+ */
 export function createForward(deps: ForwardDeps, session: ForwardSession): (ctx: RequestContext) => Promise<RpcResult> {
-  return async (ctx) => {
+  return (ctx) => {
     const listKind = LIST_METHODS[ctx.method];
     if (listKind) return listPage(deps, session.catalog(), listKind, ctx.params, ctx);
-    if (ctx.method === 'logging/setLevel') {
-      if (typeof ctx.params.level === 'string') session.setLogLevel(ctx.params.level);
-      await Promise.allSettled(
-        session
-          .allConnections()
-          .filter((connection) => connection.era === 'legacy' && connection.serverCapabilities?.logging)
-          .map((connection) => connection.request('logging/setLevel', { level: ctx.params.level })),
-      );
-      return {};
-    }
+    if (ctx.method === 'logging/setLevel') return setLevel(session, ctx);
     const target = ctx.target;
-    if (!target) throw unknownTargetError(ctx.method, ctx.params);
+    if (!target) return Promise.reject(unknownTargetError(ctx.method, ctx.params));
     switch (ctx.method) {
       case 'resources/subscribe':
-        await session.subscribe(target);
-        return {};
+        return session.subscribe(target).then(() => ({}));
       case 'resources/unsubscribe':
-        await session.unsubscribe(target);
-        return {};
+        return session.unsubscribe(target).then(() => ({}));
       default:
         return routed(deps, session, ctx, target);
     }
   };
+}
+
+async function setLevel(session: ForwardSession, ctx: RequestContext): Promise<RpcResult> {
+  if (typeof ctx.params.level === 'string') session.setLogLevel(ctx.params.level);
+  await Promise.allSettled(
+    session
+      .allConnections()
+      .filter((connection) => connection.era === 'legacy' && connection.serverCapabilities?.logging)
+      .map((connection) => connection.request('logging/setLevel', { level: ctx.params.level })),
+  );
+  return {};
 }
 
 /**
@@ -188,7 +217,8 @@ async function routed(
   target: RouteTarget,
 ): Promise<RpcResult> {
   const connection = session.connection(target.upstream);
-  await connection.ready();
+  // `ready()` resolves at once for a connected upstream; awaiting it then only costs a turn.
+  if (connection.status !== 'connected') await connection.ready();
   const params = upstreamParams(ctx, connection, originalNameParams(ctx, target));
   const progressToken = isRecord(ctx.params._meta) ? ctx.params._meta.progressToken : undefined;
   // Progress relayed while the call runs; the result waits for it so that it never overtakes the
@@ -214,14 +244,17 @@ async function routed(
     const managed = deps.interactions?.route(ctx, connection, target.upstream, (options) =>
       connection.request(ctx.method, params, options),
     );
-    const result = managed
-      ? await managed
-      : await connection.request(ctx.method, params, {
-          signal: ctx.signal,
-          ...(onProgress ? { onProgress } : {}),
-          ...(headers ? { headers } : {}),
-        });
-    await Promise.all(relayed);
+    let result: RpcResult;
+    if (managed) result = await managed;
+    else {
+      const options: { -readonly [K in keyof UpstreamRequestOptions]: UpstreamRequestOptions[K] } = {
+        signal: ctx.signal,
+      };
+      if (onProgress) options.onProgress = onProgress;
+      if (headers) options.headers = headers;
+      result = await connection.request(ctx.method, params, options);
+    }
+    if (relayed.length > 0) await Promise.all(relayed);
     // The official SDK clients drop a progress notification they read in the same chunk as the
     // response (notifications dispatch on a microtask, responses at once), so the response keeps a
     // few milliseconds' distance from the last relayed progress.

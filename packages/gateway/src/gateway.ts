@@ -1,7 +1,7 @@
 import type { Implementation, ServerCapabilities } from '@modelcontextprotocol/server';
 import type { Config } from '@portcullis/config';
 import {
-  composePipeline,
+  composeStages,
   describeError,
   type Identity,
   namespacedUri,
@@ -12,6 +12,7 @@ import {
   type SessionInfo,
   STAGE_ORDER,
   type Stage,
+  type StagedPipeline,
 } from '@portcullis/core';
 import type { UpstreamConnection } from '@portcullis/upstream';
 import type { Logger } from 'pino';
@@ -102,10 +103,7 @@ export class Gateway implements GatewayInternals, ListenHost {
   readonly outbound: OutboundFilter | undefined;
   private readonly config: Config;
   private readonly sessions = new Set<AgentSession>();
-  private readonly composed: (
-    ctx: RequestContext,
-    forward: (ctx: RequestContext) => Promise<RpcResult>,
-  ) => Promise<RpcResult>;
+  private readonly composed: StagedPipeline;
   private readonly eventListeners = new Set<Partial<GatewayEvents>>();
   private readonly watched = new WeakSet<UpstreamConnection>();
   private readonly subscriptionCounts = new Map<string, number>();
@@ -147,19 +145,8 @@ export class Gateway implements GatewayInternals, ListenHost {
     for (const stage of stages) {
       if (!STAGE_ORDER.includes(stage.name)) throw new Error(`unknown pipeline stage "${stage.name}"`);
     }
-    // One composed pipeline per terminal `forward` (one per session), built on first use.
-    const pipelines = new WeakMap<
-      (ctx: RequestContext) => Promise<RpcResult>,
-      (ctx: RequestContext) => Promise<RpcResult>
-    >();
-    this.composed = (ctx, forward) => {
-      let pipeline = pipelines.get(forward);
-      if (!pipeline) {
-        pipeline = composePipeline(stages, forward);
-        pipelines.set(forward, pipeline);
-      }
-      return pipeline(ctx);
-    };
+    // Composed once: every session's requests run the same stages around that session's `forward`.
+    this.composed = composeStages(stages);
     this.watchPrimaries();
     this.unsubscribeProvider = this.provider.onUpstreamsChanged(() => {
       this.watchPrimaries();

@@ -29,7 +29,7 @@ import {
 } from '@portcullis/core';
 import type { UpstreamConnection } from '@portcullis/upstream';
 import { toWireError } from './errors.js';
-import { createForward, type ForwardSession, relayableCapabilities, resolveTarget } from './forward.js';
+import { createForward, type ForwardSession, peekTarget, relayableCapabilities, resolveTarget } from './forward.js';
 import { GATEWAY_STATE_PREFIX, type Resume } from './interactions.js';
 import type { GatewayInternals } from './internals.js';
 import type { ScopeMember, SessionScope } from './scope.js';
@@ -85,7 +85,8 @@ export class AgentSession implements ScopeMember {
   private identity: Identity;
   private readonly upstreamSessionKey: string;
   private readonly activeCalls = new Set<ActiveCall>();
-  private readonly subscriptions = new Map<string, RouteTarget>();
+  /** Resource subscriptions of a 2025-era agent; created by the first (most sessions have none). */
+  private subscriptions: Map<string, RouteTarget> | undefined;
   /** Dedicated connections, the catalog view and relaying shared by every session of the same upstream session key. */
   private readonly scope: SessionScope;
   /** The terminal `forward` stage of this session, built on first use. */
@@ -163,7 +164,14 @@ export class AgentSession implements ScopeMember {
     if (isImplementation(clientInfo)) this.dispatchedClientInfo = clientInfo;
     this.dispatched.add(abort);
     try {
-      return await this.handle(method, params, { ...io, signal: abort.signal });
+      const requestIo: AgentRequestIo = {
+        id: io.id,
+        signal: abort.signal,
+        envelope: io.envelope,
+        notify: io.notify,
+        send: io.send,
+      };
+      return await this.handle(method, params, requestIo);
     } finally {
       this.dispatched.delete(abort);
     }
@@ -298,8 +306,10 @@ export class AgentSession implements ScopeMember {
         }
         ({ params, resume } = await this.gateway.interactions.claimRetry(params, sdkContext));
       }
-      const target = await resolveTarget(method, params, this.scope.catalog);
-      const pending = new Set<Promise<unknown>>();
+      const catalog = this.scope.catalog;
+      const target = peekTarget(method, params, catalog) ?? (await resolveTarget(method, params, catalog));
+      // Only the outbound filter makes notifications of this request asynchronous.
+      const pending = this.gateway.outbound ? new Set<Promise<unknown>>() : undefined;
       const ctx: RequestContext = {
         session: this.sessionInfo(),
         identity: this.identity,
@@ -317,7 +327,7 @@ export class AgentSession implements ScopeMember {
       this.forward ??= createForward(this.gateway.forwardDeps, this.forwardSession);
       const result = await this.gateway.pipeline(ctx, this.forward);
       // Notifications of this request being redacted are sent before its response.
-      if (pending.size > 0) await Promise.allSettled([...pending]);
+      if (pending !== undefined && pending.size > 0) await Promise.allSettled([...pending]);
       this.identity = ctx.identity;
       return result;
     } catch (error) {
@@ -333,10 +343,10 @@ export class AgentSession implements ScopeMember {
   private filteredChannel(
     channel: AgentChannel,
     ctx: () => RequestContext,
-    pending: Set<Promise<unknown>>,
+    pending: Set<Promise<unknown>> | undefined,
   ): AgentChannel {
     const outbound = this.gateway.outbound;
-    if (!outbound) return channel;
+    if (!outbound || pending === undefined) return channel;
     const filter = (method: string, params: RpcParams): Promise<RpcParams> => {
       const related = ctx();
       return outbound({ method, params, upstream: related.target?.upstream, related, identity: related.identity });
@@ -387,12 +397,13 @@ export class AgentSession implements ScopeMember {
       return [...primaries, ...dedicated.filter((connection) => connection.status === 'connected')];
     },
     subscribe: async (target) => {
+      this.subscriptions ??= new Map();
       if (this.subscriptions.has(target.namespacedName)) return;
       this.subscriptions.set(target.namespacedName, target);
       await this.gateway.subscriptions.add(target);
     },
     unsubscribe: async (target) => {
-      if (!this.subscriptions.delete(target.namespacedName)) return;
+      if (!this.subscriptions?.delete(target.namespacedName)) return;
       await this.gateway.subscriptions.remove(target);
     },
     setLogLevel: (level) => {
@@ -499,7 +510,7 @@ export class AgentSession implements ScopeMember {
   }
 
   isSubscribed(uri: string): boolean {
-    return this.subscriptions.has(uri);
+    return this.subscriptions?.has(uri) ?? false;
   }
 
   async close(): Promise<void> {
@@ -507,12 +518,15 @@ export class AgentSession implements ScopeMember {
     this.closed = true;
     // Aborts the calls in flight first, so that no upstream call outlives the session.
     for (const abort of this.dispatched) abort.abort(new Error('the session closed'));
-    await this.sdk?.server.close().catch(() => undefined);
+    if (this.sdk) await this.sdk.server.close().catch(() => undefined);
     this.gateway.sessionClosed(this);
     this.scope.leave(this);
-    for (const target of this.subscriptions.values())
-      await this.gateway.subscriptions.remove(target).catch(() => undefined);
-    this.subscriptions.clear();
+    const subscriptions = this.subscriptions;
+    if (subscriptions) {
+      for (const target of subscriptions.values())
+        await this.gateway.subscriptions.remove(target).catch(() => undefined);
+      subscriptions.clear();
+    }
     if (this.upstreamSessionKey === this.id) {
       this.gateway.releaseScope(this.id);
       await this.gateway.provider.releaseSession(this.id);
