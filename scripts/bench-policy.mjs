@@ -12,6 +12,8 @@ import { parseArgs } from 'node:util';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const { values: opts } = parseArgs({
+  // `pnpm <script> -- --flag` passes the `--` on; it separates nothing here.
+  args: process.argv.slice(2).filter((arg, index) => index > 0 || arg !== '--'),
   options: {
     calls: { type: 'string', default: '200000' },
     warmup: { type: 'string', default: '20000' },

@@ -28,6 +28,8 @@ const START_TIMEOUT_MS = 15_000;
 const CELL_TIME_LIMIT_MS = 15_000;
 
 const { values: opts } = parseArgs({
+  // `pnpm <script> -- --flag` passes the `--` on; it separates nothing here.
+  args: process.argv.slice(2).filter((arg, index) => index > 0 || arg !== '--'),
   options: {
     calls: { type: 'string', default: '2000' },
     warmup: { type: 'string', default: '300' },
@@ -257,12 +259,17 @@ async function cells(transport, path, connect) {
 
 const INTERLEAVED_ROUNDS = 6;
 const INTERLEAVED_BLOCK = 400;
+/** Unrecorded calls before each block, so that a path is measured warm (as in the cells above), not straight after idling. */
+const INTERLEAVED_REWARM = 200;
 const interleavedRows = [];
 
 /**
  * The 1-in-flight p50 of each path measured in alternating blocks of calls (the order rotating
  * every round), so that a change in machine load affects every path alike: on a shared machine
- * the sequential cells above drift apart by more than the hop costs.
+ * the sequential cells above drift apart by more than the hop costs. Each block is preceded by
+ * unrecorded calls on the same path: a proxy idles while the other paths run, and its first calls
+ * after that pay for cold caches that a proxy in steady use does not (the fixture, serving every
+ * path, never idles).
  */
 async function interleaved(era, urls) {
   const paths = Object.keys(urls);
@@ -277,6 +284,7 @@ async function interleaved(era, urls) {
     for (let round = 0; round < INTERLEAVED_ROUNDS; round++) {
       for (let i = 0; i < paths.length; i++) {
         const path = paths[(round + i) % paths.length];
+        await drive(connections[path].client, INTERLEAVED_REWARM, 1);
         await drive(connections[path].client, INTERLEAVED_BLOCK, 1, (ms) => latencies[path].push(ms));
       }
     }
@@ -466,7 +474,7 @@ function report(memory, machine) {
   if (interleavedRows.length > 0) {
     lines.push(
       '',
-      `HTTP, 1 in flight, paths interleaved (${INTERLEAVED_ROUNDS} rounds of ${INTERLEAVED_BLOCK} calls per path, the order rotating):`,
+      `HTTP, 1 in flight, paths interleaved (${INTERLEAVED_ROUNDS} rounds of ${INTERLEAVED_BLOCK} calls per path after ${INTERLEAVED_REWARM} unrecorded ones, the order rotating):`,
       '',
       '| era | path | calls | p50 (ms) | p50 overhead over direct (ms) |',
       '|---|---|---:|---:|---:|',

@@ -17,6 +17,8 @@ const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const { Redactor, TimeBudget } = await import(pathToFileURL(join(ROOT, 'packages/redact/dist/index.js')).href);
 
 const { values: opts } = parseArgs({
+  // `pnpm <script> -- --flag` passes the `--` on; it separates nothing here.
+  args: process.argv.slice(2).filter((arg, index) => index > 0 || arg !== '--'),
   options: {
     mb: { type: 'string', default: '16' },
     iterations: { type: 'string', default: '5000' },

@@ -21,6 +21,8 @@ const { openStore, uuidv7 } = await import(pathToFileURL(join(STORE_DIR, 'dist/i
 const pg = createRequire(join(STORE_DIR, 'package.json'))('pg');
 
 const { values: opts } = parseArgs({
+  // `pnpm <script> -- --flag` passes the `--` on; it separates nothing here.
+  args: process.argv.slice(2).filter((arg, index) => index > 0 || arg !== '--'),
   options: {
     events: { type: 'string', default: '100000' },
     sessions: { type: 'string', default: '50' },

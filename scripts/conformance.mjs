@@ -44,6 +44,8 @@ function log(message) {
 
 function parseCli() {
   const { values } = parseArgs({
+    // `pnpm conformance -- --flag` passes the `--` on; it separates nothing here.
+    args: process.argv.slice(2).filter((arg, index) => index > 0 || arg !== '--'),
     options: {
       target: { type: 'string', default: 'fixture' },
       versions: { type: 'string', default: DEFAULT_VERSIONS.join(',') },
