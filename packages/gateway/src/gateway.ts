@@ -107,7 +107,10 @@ export class Gateway implements GatewayInternals, ListenHost {
   private readonly eventListeners = new Set<Partial<GatewayEvents>>();
   private readonly watched = new WeakSet<UpstreamConnection>();
   private readonly subscriptionCounts = new Map<string, number>();
-  private readonly pendingListChanges = new Set<'tools' | 'prompts' | 'resources'>();
+  /** For each pending kind, the number of sessions started when it last changed (see `emitListChanged`). */
+  private readonly pendingListChanges = new Map<'tools' | 'prompts' | 'resources', number>();
+  private sessionsStarted = 0;
+  private readonly sessionOrdinals = new WeakMap<AgentSession, number>();
   private listChangeTimer: NodeJS.Timeout | undefined;
   private readonly unsubscribeProvider: () => void;
   /** Per upstream session key: its dedicated connections and catalog view (see `SessionScope`). */
@@ -158,6 +161,7 @@ export class Gateway implements GatewayInternals, ListenHost {
   createSession(init: SessionInit): AgentSession {
     const session = new AgentSession(this, init);
     this.sessions.add(session);
+    this.sessionOrdinals.set(session, ++this.sessionsStarted);
     return session;
   }
 
@@ -452,22 +456,28 @@ export class Gateway implements GatewayInternals, ListenHost {
   }
 
   private queueListChanged(kind: 'tools' | 'prompts' | 'resources'): void {
-    this.pendingListChanges.add(kind);
+    this.pendingListChanges.set(kind, this.sessionsStarted);
     if (this.listChangeTimer) return;
     this.listChangeTimer = setTimeout(() => {
       this.listChangeTimer = undefined;
-      const kinds = [...this.pendingListChanges];
+      const pending = [...this.pendingListChanges];
       this.pendingListChanges.clear();
-      for (const pending of kinds) this.emitListChanged(pending);
+      for (const [kind, startedBefore] of pending) this.emitListChanged(kind, startedBefore);
     }, this.config.gateway.listChangedDebounceMs);
     this.listChangeTimer.unref();
   }
 
-  private emitListChanged(kind: 'tools' | 'prompts' | 'resources'): void {
+  /**
+   * Tells the sessions that started before the last change of `kind` (the first `startedBefore`
+   * sessions): a session that started after it can only have listed the changed catalog, since the
+   * change invalidated it at once; the debounce delays only the notification.
+   */
+  private emitListChanged(kind: 'tools' | 'prompts' | 'resources', startedBefore: number): void {
     const method = `notifications/${kind}/list_changed`;
     const capabilities = this.capabilities();
     if (!capabilities[kind]) return;
     for (const session of this.sessions) {
+      if ((this.sessionOrdinals.get(session) ?? 0) > startedBefore) continue;
       session.notify(method).catch((error: unknown) => {
         this.logger.debug({ session: session.id, err: describeError(error) }, 'list_changed not delivered');
       });
