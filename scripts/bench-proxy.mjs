@@ -2,14 +2,16 @@
 // Proxy-overhead benchmark (not a test): `tools/call fixture_echo` directly against the fixture
 // upstream vs. through the Portcullis gateway, over Streamable HTTP and over stdio, plus the
 // gateway's resident-memory cost per idle 2025-era Streamable HTTP session. Over HTTP a minimal
-// Node.js proxy (scripts/bench-raw-proxy.mjs) is measured too, as the floor any proxy pays.
+// Node.js proxy (scripts/bench-raw-proxy.mjs) is measured too, as the floor any Node.js proxy pays,
+// and, where `socat` is installed, a TCP relay in C, as the cost of the extra hop alone.
 //
 //   pnpm build && pnpm bench:proxy [--calls 2000] [--warmup 300] [--sessions 200] [--no-modern]
 //                                  [--json FILE] [--cpu-prof DIR]
 //
 // Loopback only. Every process it starts runs in its own process group and is killed on exit.
-import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createConnection, createServer } from 'node:net';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -25,6 +27,7 @@ const FIXTURE_BIN = join(ROOT, 'packages/fixture/dist/bin.js');
 const MODERN_VERSION = '2026-07-28';
 const ECHO_ARGS = { message: 'ping', n: 1 };
 const START_TIMEOUT_MS = 15_000;
+const TCP_RELAY = 'tcp relay (socat)';
 const CELL_TIME_LIMIT_MS = 15_000;
 
 const { values: opts } = parseArgs({
@@ -257,6 +260,78 @@ async function cells(transport, path, connect) {
   }
 }
 
+// ---------------------------------------------------------------------------------------------
+// A TCP relay in C (socat, when installed) in front of the fixture: the cost of one more hop
+// through the kernel and the scheduler alone, without any HTTP or JSON work in the relay.
+
+function socatAvailable() {
+  return spawnSync('socat', ['-V'], { stdio: 'ignore' }).status === 0;
+}
+
+function freePort() {
+  return new Promise((done, fail) => {
+    const server = createServer();
+    server.once('error', fail);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address();
+      server.close(() => done(port));
+    });
+  });
+}
+
+async function startTcpRelay(targetUrl) {
+  const target = new URL(targetUrl);
+  const port = await freePort();
+  const child = spawn(
+    'socat',
+    [`TCP-LISTEN:${port},bind=127.0.0.1,reuseaddr,fork`, `TCP:127.0.0.1:${target.port},nodelay`],
+    { detached: true, stdio: 'ignore' },
+  );
+  groups.add(child.pid);
+  const deadline = Date.now() + START_TIMEOUT_MS;
+  for (;;) {
+    const connected = await new Promise((done) => {
+      const probe = createConnection({ host: '127.0.0.1', port }, () => {
+        probe.end();
+        done(true);
+      });
+      probe.once('error', () => done(false));
+    });
+    if (connected) break;
+    if (Date.now() > deadline) throw new Error(`socat did not listen on ${port} within ${START_TIMEOUT_MS} ms`);
+    await sleep(50);
+  }
+  return { pid: child.pid, url: `http://127.0.0.1:${port}${target.pathname}`, stop: () => stopGroup(child.pid) };
+}
+
+// CPU time of a whole process group (every process and thread in it), from /proc; undefined
+// where there is no /proc. Clock ticks are converted with the system's CLK_TCK.
+const CLOCK_TICKS_PER_SECOND = (() => {
+  try {
+    return Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+  } catch {
+    return 100;
+  }
+})();
+
+function groupCpuMs(pgid) {
+  if (!existsSync('/proc/self/stat')) return undefined;
+  let ticks = 0;
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    let stat;
+    try {
+      stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+    } catch {
+      continue; // exited while listing
+    }
+    // Fields after the parenthesised command: state ppid pgrp … utime(11) stime(12)
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    if (Number(fields[2]) === pgid) ticks += Number(fields[11]) + Number(fields[12]);
+  }
+  return (ticks * 1000) / CLOCK_TICKS_PER_SECOND;
+}
+
 const INTERLEAVED_ROUNDS = 6;
 const INTERLEAVED_BLOCK = 400;
 /** Unrecorded calls before each block, so that a path is measured warm (as in the cells above), not straight after idling. */
@@ -271,21 +346,31 @@ const interleavedRows = [];
  * after that pay for cold caches that a proxy in steady use does not (the fixture, serving every
  * path, never idles).
  */
-async function interleaved(era, urls) {
+async function interleaved(era, urls, groupsByPath) {
   const paths = Object.keys(urls);
   const connections = {};
   const latencies = {};
+  // CPU spent during the recorded blocks: by the process(es) in the path (none for direct) and by the fixture.
+  const proxyCpu = {};
+  const fixtureCpu = {};
   try {
     for (const path of paths) {
       connections[path] = await connectHttp(urls[path], era);
       latencies[path] = [];
+      proxyCpu[path] = 0;
+      fixtureCpu[path] = 0;
       await drive(connections[path].client, WARMUP, 1);
     }
     for (let round = 0; round < INTERLEAVED_ROUNDS; round++) {
       for (let i = 0; i < paths.length; i++) {
         const path = paths[(round + i) % paths.length];
         await drive(connections[path].client, INTERLEAVED_REWARM, 1);
+        const proxyBefore = groupsByPath.proxy[path] === undefined ? 0 : groupCpuMs(groupsByPath.proxy[path]);
+        const fixtureBefore = groupCpuMs(groupsByPath.fixture);
         await drive(connections[path].client, INTERLEAVED_BLOCK, 1, (ms) => latencies[path].push(ms));
+        if (groupsByPath.proxy[path] !== undefined)
+          proxyCpu[path] += groupCpuMs(groupsByPath.proxy[path]) - proxyBefore;
+        fixtureCpu[path] += groupCpuMs(groupsByPath.fixture) - fixtureBefore;
       }
     }
   } finally {
@@ -304,6 +389,8 @@ async function interleaved(era, urls) {
       calls: latencies[path].length,
       p50: p50[path],
       overhead: p50[path] - p50.direct,
+      proxyCpuMsPerCall: groupsByPath.proxy[path] === undefined ? undefined : proxyCpu[path] / latencies[path].length,
+      fixtureCpuMsPerCall: fixtureCpu[path] / latencies[path].length,
     });
   }
   process.stderr.write(
@@ -324,15 +411,22 @@ async function httpScenario() {
     );
     // Reference: the least any Node.js proxy does per call (not a gateway; see bench-raw-proxy.mjs).
     const raw = await startHttpProcess('raw proxy', [RAW_PROXY, fixture.url]);
+    // Reference: the hop itself (kernel, scheduler), relayed by a C program that parses nothing.
+    const relay = socatAvailable() ? await startTcpRelay(fixture.url) : undefined;
+    if (!relay) process.stderr.write('  socat not installed: no TCP relay row\n');
     try {
       await cells('http', 'direct', (era) => connectHttp(fixture.url, era));
       await cells('http', 'gateway', (era) => connectHttp(gateway.url, era));
       await cells('http', 'raw proxy', (era) => connectHttp(raw.url, era));
-      for (const era of ERAS) {
-        await interleaved(era, { direct: fixture.url, gateway: gateway.url, 'raw proxy': raw.url });
+      const urls = { direct: fixture.url, gateway: gateway.url, 'raw proxy': raw.url };
+      const proxy = { gateway: gateway.pid, 'raw proxy': raw.pid };
+      if (relay) {
+        urls[TCP_RELAY] = relay.url;
+        proxy[TCP_RELAY] = relay.pid;
       }
+      for (const era of ERAS) await interleaved(era, urls, { proxy, fixture: fixture.pid });
     } finally {
-      await Promise.allSettled([gateway.stop(), raw.stop()]);
+      await Promise.allSettled([gateway.stop(), raw.stop(), relay?.stop()]);
     }
     // The `portcullis` program as shipped: the same hop plus the session log (in-memory PGlite here).
     const program = await startHttpProcess('portcullis', [GATEWAY_BIN, 'serve', '--config', config, '--port', '0']);
@@ -449,6 +543,10 @@ function fmt(ms) {
   return ms.toFixed(ms < 10 ? 3 : 1);
 }
 
+function cpu(ms) {
+  return ms === undefined || Number.isNaN(ms) ? '' : ms.toFixed(3);
+}
+
 function overhead(row) {
   if (row.path === 'direct') return '';
   const direct = rows.find(
@@ -476,12 +574,14 @@ function report(memory, machine) {
       '',
       `HTTP, 1 in flight, paths interleaved (${INTERLEAVED_ROUNDS} rounds of ${INTERLEAVED_BLOCK} calls per path after ${INTERLEAVED_REWARM} unrecorded ones, the order rotating):`,
       '',
-      '| era | path | calls | p50 (ms) | p50 overhead over direct (ms) |',
-      '|---|---|---:|---:|---:|',
+      '| era | path | calls | p50 (ms) | p50 overhead over direct (ms) | CPU per call in the path (ms) | fixture CPU per call (ms) |',
+      '|---|---|---:|---:|---:|---:|---:|',
       ...interleavedRows.map(
         (row) =>
-          `| ${row.era} | ${row.path} | ${row.calls} | ${fmt(row.p50)} | ${row.path === 'direct' ? '' : `${row.overhead >= 0 ? '+' : ''}${fmt(row.overhead)}`} |`,
+          `| ${row.era} | ${row.path} | ${row.calls} | ${fmt(row.p50)} | ${row.path === 'direct' ? '' : `${row.overhead >= 0 ? '+' : ''}${fmt(row.overhead)}`} | ${cpu(row.proxyCpuMsPerCall)} | ${cpu(row.fixtureCpuMsPerCall)} |`,
       ),
+      '',
+      `CPU per call: user + system time of every process and thread in the path (the gateway, the raw proxy, socat and its per-connection children) and of the fixture during the recorded blocks, from /proc, counted in clock ticks of ${1000 / CLOCK_TICKS_PER_SECOND} ms over ${INTERLEAVED_ROUNDS * INTERLEAVED_BLOCK} calls.`,
     );
   }
   if (memory) {
