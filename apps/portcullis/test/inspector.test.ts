@@ -10,6 +10,7 @@ import { cleanupAll, GATEWAY_BIN, ROOT, tempDir, writeConfig } from './support/p
  * `portcullis stdio` and `portcullis serve`, with server-everything as the upstream.
  */
 const run = promisify(execFile);
+const CONNECT_TIMEOUT_MS = 45_000;
 let inspector: InspectorTool;
 let home: string;
 let gateway: HttpGateway;
@@ -32,8 +33,19 @@ interface InspectorJson {
 async function inspectorCli(target: string[], method: string[]): Promise<InspectorJson> {
   const { stdout } = await run(
     inspector.node,
-    [inspector.launcher, '--cli', '--format', 'json', ...method, ...target],
-    { cwd: ROOT, timeout: 60_000, env: { ...process.env, HOME: home }, maxBuffer: 16 * 1024 * 1024 },
+    // The Inspector gives a server 15 s to connect by default; `portcullis stdio` starts its
+    // upstream child and embedded store first, which takes longer on a loaded 2-core machine.
+    [
+      inspector.launcher,
+      '--cli',
+      '--format',
+      'json',
+      '--connect-timeout',
+      String(CONNECT_TIMEOUT_MS),
+      ...method,
+      ...target,
+    ],
+    { cwd: ROOT, timeout: 70_000, env: { ...process.env, HOME: home }, maxBuffer: 16 * 1024 * 1024 },
   );
   return JSON.parse(stdout) as InspectorJson;
 }
@@ -55,7 +67,7 @@ describe('MCP Inspector CLI', () => {
       'message=hello inspector',
     ]);
     expect(called).toEqual({ result: { content: [{ type: 'text', text: 'Echo: hello inspector' }] } });
-  });
+  }, 150_000);
 
   it('lists and calls server-everything tools through portcullis serve', async () => {
     const target = ['--transport', 'http', '--server-url', gateway.mcpUrl];
@@ -70,5 +82,5 @@ describe('MCP Inspector CLI', () => {
       'message=over http',
     ]);
     expect(called.result?.content).toEqual([{ type: 'text', text: 'Echo: over http' }]);
-  });
+  }, 150_000);
 });
