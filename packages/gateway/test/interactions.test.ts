@@ -11,7 +11,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 // The HTTP front is the real path of a 2026-era agent; loaded from source (it depends on this package).
 import { type HttpFront, serveGatewayOverHttp } from '../../front/src/index.js';
 import { Gateway, providerFromPool } from '../src/index.js';
-import { silentLogger, textOf } from './support.js';
+import { silentLogger, textOf, until } from './support.js';
 
 const FIXTURE_BIN = fileURLToPath(new URL('../../fixture/dist/bin.js', import.meta.url));
 
@@ -131,14 +131,6 @@ async function rawCall(name: string, extra: Record<string, unknown> = {}): Promi
   const last = messages.filter((message) => 'result' in message || 'error' in message).at(-1);
   if (!last) throw new Error(`no response in ${text}`);
   return last;
-}
-
-async function until(check: () => boolean, what: string): Promise<void> {
-  const deadline = Date.now() + 5000;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
 }
 
 describe('2025-era upstream pushes reach a 2026-era agent as input_required rounds', () => {

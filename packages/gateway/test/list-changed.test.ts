@@ -1,41 +1,18 @@
-import { fileURLToPath } from 'node:url';
-import { Client } from '@modelcontextprotocol/client';
-import { InMemoryTransport } from '@modelcontextprotocol/server';
-import { parseConfig, upstreamSpecs } from '@portcullis/config';
-import { StaticUpstreamRegistry, UpstreamPool } from '@portcullis/upstream';
+import type { Client } from '@modelcontextprotocol/client';
+import type { UpstreamPool } from '@portcullis/upstream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Gateway, providerFromPool } from '../src/index.js';
-import { silentLogger, textOf } from './support.js';
+import { connectClient, connectedPool, silentLogger, stdioFixtureConfig, textOf, until } from './support.js';
 
-const FIXTURE_BIN = fileURLToPath(new URL('../../fixture/dist/bin.js', import.meta.url));
 const DEBOUNCE_MS = 400;
-
-const config = () =>
-  parseConfig(
-    JSON.stringify({
-      gateway: { listChangedDebounceMs: DEBOUNCE_MS },
-      upstreams: {
-        demo: {
-          transport: 'stdio',
-          command: process.execPath,
-          args: [FIXTURE_BIN],
-          isolation: 'shared',
-          healthCheckIntervalMs: 0,
-          requestTimeoutMs: 10_000,
-        },
-      },
-    }),
-    'list-changed-test.json',
-  );
+const config = () => stdioFixtureConfig('demo', 'shared', { listChangedDebounceMs: DEBOUNCE_MS });
 
 let pool: UpstreamPool;
 let gateway: Gateway;
 const clients: Client[] = [];
 
 beforeAll(async () => {
-  pool = new UpstreamPool(new StaticUpstreamRegistry(upstreamSpecs(config())), { logger: silentLogger });
-  pool.start();
-  await pool.primary('demo').ready();
+  pool = await connectedPool(config());
   gateway = new Gateway({ config: config(), provider: providerFromPool(pool), logger: silentLogger });
 });
 
@@ -46,25 +23,13 @@ afterAll(async () => {
 });
 
 async function agent(): Promise<{ client: Client; changes: string[] }> {
-  const session = gateway.createSession({ era: 'legacy', frontTransport: 'stdio' });
-  const [clientSide, serverSide] = InMemoryTransport.createLinkedPair();
-  await session.server.connect(serverSide);
-  const client = new Client({ name: 'list-changed-agent', version: '1.0.0' });
+  const client = await connectClient(gateway);
   const changes: string[] = [];
   client.setNotificationHandler('notifications/tools/list_changed', () => {
     changes.push('tools');
   });
-  await client.connect(clientSide);
   clients.push(client);
   return { client, changes };
-}
-
-async function until(check: () => boolean, what: string): Promise<void> {
-  const deadline = Date.now() + 5000;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
 }
 
 describe('debounced list_changed', () => {

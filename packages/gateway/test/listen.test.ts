@@ -12,7 +12,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest
 // The front is the real consumer of the listen tracking; it is loaded from source (it depends on this package).
 import { type HttpFront, serveGatewayOverHttp, serveGatewayOverStdio } from '../../front/src/index.js';
 import { Gateway, ListenTracker, providerFromPool } from '../src/index.js';
-import { configFor, connectedPool, silentLogger } from './support.js';
+import { configFor, connectedPool, silentLogger, until } from './support.js';
 
 const WATCHED = 'test://watched-resource';
 let fixture: FixtureHttpServer;
@@ -37,14 +37,6 @@ afterAll(async () => {
   await pool?.close();
   await fixture?.close();
 });
-
-async function until(check: () => boolean, what: string, ms = 5000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}
 
 function spyOnSubscriptions(): { subscribed: string[]; unsubscribed: string[] } {
   const subscribed: string[] = [];

@@ -1,41 +1,19 @@
-import { fileURLToPath } from 'node:url';
 import { Client } from '@modelcontextprotocol/client';
 import { InMemoryTransport } from '@modelcontextprotocol/server';
-import { parseConfig, upstreamSpecs } from '@portcullis/config';
-import { StaticUpstreamRegistry, UpstreamPool } from '@portcullis/upstream';
+import type { UpstreamPool } from '@portcullis/upstream';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Gateway, providerFromPool } from '../src/index.js';
-import { silentLogger, textOf } from './support.js';
-
-const FIXTURE_BIN = fileURLToPath(new URL('../../fixture/dist/bin.js', import.meta.url));
+import { connectedPool, silentLogger, stdioFixtureConfig, textOf, until } from './support.js';
 
 /** One `per-session` stdio upstream (each agent session gets its own fixture child). */
-const config = () =>
-  parseConfig(
-    JSON.stringify({
-      gateway: { pageSize: 5, listChangedDebounceMs: 10 },
-      upstreams: {
-        kid: {
-          transport: 'stdio',
-          command: process.execPath,
-          args: [FIXTURE_BIN],
-          isolation: 'per-session',
-          healthCheckIntervalMs: 0,
-          requestTimeoutMs: 10_000,
-        },
-      },
-    }),
-    'session-catalog-test.json',
-  );
+const config = () => stdioFixtureConfig('kid', 'per-session', { pageSize: 5, listChangedDebounceMs: 10 });
 
 let pool: UpstreamPool;
 let gateway: Gateway;
 const clients: Client[] = [];
 
 beforeAll(async () => {
-  pool = new UpstreamPool(new StaticUpstreamRegistry(upstreamSpecs(config())), { logger: silentLogger });
-  pool.start();
-  await pool.primary('kid').ready();
+  pool = await connectedPool(config());
 });
 
 afterEach(async () => {
@@ -69,14 +47,6 @@ async function agent(): Promise<Agent> {
 
 async function toolNames(client: Client): Promise<string[]> {
   return (await client.listTools()).tools.map((tool) => tool.name);
-}
-
-async function until(check: () => boolean, what: string): Promise<void> {
-  const deadline = Date.now() + 5000;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
 }
 
 describe('per-session catalogs (stdio fixture child per agent session)', () => {

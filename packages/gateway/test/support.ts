@@ -1,3 +1,4 @@
+import { fileURLToPath } from 'node:url';
 import { Client } from '@modelcontextprotocol/client';
 import { InMemoryTransport } from '@modelcontextprotocol/server';
 import { type Config, parseConfig, upstreamSpecs } from '@portcullis/config';
@@ -7,6 +8,34 @@ import { type Logger, pino } from 'pino';
 import type { Gateway } from '../src/index.js';
 
 export const silentLogger: Logger = pino({ level: 'silent' });
+
+const FIXTURE_BIN = fileURLToPath(new URL('../../fixture/dist/bin.js', import.meta.url));
+
+/** A config with one upstream `name`: the built fixture as a stdio child, shared or one per agent session. */
+export function stdioFixtureConfig(
+  name: string,
+  isolation: 'shared' | 'per-session',
+  gateway: Record<string, unknown> = {},
+): Config {
+  const upstream = {
+    transport: 'stdio',
+    command: process.execPath,
+    args: [FIXTURE_BIN],
+    isolation,
+    healthCheckIntervalMs: 0,
+    requestTimeoutMs: 10_000,
+  };
+  return parseConfig(JSON.stringify({ gateway, upstreams: { [name]: upstream } }), 'stdio-fixture-test.json');
+}
+
+/** Polls `check` every 10 ms until it holds; fails naming `what` after `ms`. */
+export async function until(check: () => boolean, what: string, ms = 5000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
 
 export function startFixture(name: string): Promise<FixtureHttpServer> {
   return startFixtureHttp({ host: '127.0.0.1', port: 0, name, watchedIntervalMs: 0 });
