@@ -86,8 +86,8 @@ export function passThroughStage(name: StageName): Stage {
 }
 
 export type Pipeline = (ctx: RequestContext) => Promise<RpcResult>;
-/** The terminal handler a pipeline ends in (the gateway's `forward`). */
-export type Terminal = (ctx: RequestContext) => Promise<RpcResult>;
+/** The terminal handler a pipeline ends in (the gateway's `forward`): itself a pipeline of no stages. */
+export type Terminal = Pipeline;
 /** Stages composed once, run around whichever terminal each call names (one per agent session). */
 export type StagedPipeline = (ctx: RequestContext, forward: Terminal) => Promise<RpcResult>;
 

@@ -151,8 +151,8 @@ export class AgentSession implements ScopeMember {
   /**
    * Serves one 2026-era request without an SDK server, for a front that has read and checked it
    * itself: `params` without the envelope keys, `io.envelope` with them; `abort` is the request's
-   * (its signal is the request's signal), and is aborted when the session closes too. Resolves with the result the agent receives
-   * (before the envelope stamping), or rejects with the wire error.
+   * (its signal becomes the request's signal) and is also aborted when the session closes. Resolves
+   * with the result the agent receives (before the envelope stamping), or rejects with the wire error.
    */
   async dispatch(
     method: string,

@@ -51,10 +51,12 @@ function answerPing(req: IncomingMessage, res: ServerResponse): void {
   });
 }
 
+// Node's agents reuse a free socket at once; undici reuses a connection one event-loop turn after
+// its response, so a call made at once may take a second one.
 describe.each([
-  ["the SDK transports' keep-alive agents", get],
-  ['the pool of routed requests', directPing],
-])('%s towards HTTP upstreams', (_name, call) => {
+  ["the SDK transports' keep-alive agents", get, 1],
+  ['the pool of routed requests', directPing, 2],
+])('%s towards HTTP upstreams', (_name, call, mostSockets) => {
   it('reuses a socket while it is busy, and closes it itself once idle (before the server would)', async () => {
     const sockets: Socket[] = [];
     const closedAt: number[] = [];
@@ -69,11 +71,9 @@ describe.each([
     const address = server.address();
     if (address === null || typeof address === 'string') throw new Error('no port');
 
-    // Sequential calls share one or two connections (undici reuses a connection one event-loop
-    // turn after its response, so a call made at once may take a second one).
     for (let i = 0; i < 6; i++) await call(address.port);
     expect(sockets.length).toBeGreaterThanOrEqual(1);
-    expect(sockets.length).toBeLessThanOrEqual(2);
+    expect(sockets.length).toBeLessThanOrEqual(mostSockets);
     const opened = sockets.length;
     const idleSince = Date.now();
     await new Promise<void>((resolve, reject) => {
