@@ -3,7 +3,7 @@ import { createApiKey, openStore } from '@portcullis/store';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Agent, connectHttpAgent } from './support/agents.js';
 import { gatewayConfig, stdioFixture } from './support/gateway.js';
-import { cleanupAll, FIXTURE_BIN, tempDir, writeConfig } from './support/processes.js';
+import { cleanupAll, eventually, FIXTURE_BIN, tempDir, writeConfig } from './support/processes.js';
 import { type CliRun, runCli, type ServedGateway, serve } from './support/session-log.js';
 
 /**
@@ -50,14 +50,6 @@ async function jsonVia<T>(key: string, ...args: string[]): Promise<T> {
   const run = await viaGateway(key, ...args, '--output', 'json');
   expect(run.code, run.stderr).toBe(0);
   return JSON.parse(run.stdout) as T;
-}
-
-async function eventually(check: () => Promise<boolean>, what: string, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((done) => setTimeout(done, 100));
-  }
 }
 
 const hasExtraTools = async (): Promise<boolean> =>

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { connectHttpAgent } from './support/agents.js';
 import { stdioFixture } from './support/gateway.js';
-import { cleanupAll, FIXTURE_BIN, tempDir, waitFor, writeConfig } from './support/processes.js';
+import { cleanupAll, eventually, FIXTURE_BIN, tempDir, waitFor, writeConfig } from './support/processes.js';
 import {
   type FreshDatabase,
   freshDatabase,
@@ -41,15 +41,20 @@ async function cliJson<T>(args: string[]): Promise<T> {
   return JSON.parse(run.stdout) as T;
 }
 
-async function eventuallyHasTool(agent: { allToolNames(): Promise<string[]> }, tool: string): Promise<void> {
-  const deadline = Date.now() + 10_000;
-  let names: string[] = [];
-  while (Date.now() < deadline) {
-    names = await agent.allToolNames();
-    if (names.includes(tool)) return;
-    await new Promise((done) => setTimeout(done, 100));
-  }
-  expect(names).toContain(tool);
+/**
+ * Waits until the agent lists `tool`, or lists no tool of the upstream `prefix`. A `list_changed`
+ * the test awaited may be a late one of the previous change, so the list read right after it can
+ * still be the one before this change (whose own notification follows).
+ */
+function eventuallyHasTool(agent: { allToolNames(): Promise<string[]> }, tool: string): Promise<void> {
+  return eventually(async () => (await agent.allToolNames()).includes(tool), `${tool} listed`);
+}
+
+function eventuallyNoToolOf(agent: { allToolNames(): Promise<string[]> }, prefix: string): Promise<void> {
+  return eventually(
+    async () => !(await agent.allToolNames()).some((name) => name.startsWith(prefix)),
+    `no ${prefix}* tool listed`,
+  );
 }
 
 interface Row {
@@ -170,7 +175,7 @@ describe('portcullis upstream against running gateways', () => {
     expect((await runCli(['upstream', 'disable', 'extra', '-c', config])).code).toBe(0);
     await next;
     await waitFor(() => processesWith(marker) === 0, 10_000, 'children of the disabled upstream gone');
-    expect((await agent.allToolNames()).some((name) => name.startsWith('extra__'))).toBe(false);
+    await eventuallyNoToolOf(agent, 'extra__');
     const disabled = await cliJson<Row[]>(['upstream', 'list', '-c', config, '--output', 'json']);
     expect(disabled.find((row) => row.name === 'extra')?.status).toBe('disabled');
     next = agent.nextToolsChanged();
@@ -202,7 +207,7 @@ describe('portcullis upstream against running gateways', () => {
     expect((await runCli(['upstream', 'remove', 'extra', '-c', config])).code).toBe(0);
     await next;
     await waitFor(() => processesWith(marker2) === 0, 10_000, 'children of the removed upstream gone');
-    expect((await agent.allToolNames()).some((name) => name.startsWith('extra__'))).toBe(false);
+    await eventuallyNoToolOf(agent, 'extra__');
     expect(await agent.allToolNames()).toContain('demo__test_simple_text');
 
     // Unknown names: a clear error and exit 3.
